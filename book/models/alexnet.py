@@ -1,0 +1,53 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton, 2012), with the paper's features as options."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _scaled(channels: int, width: float, groups: int) -> int:
+    """Channels times ``width``, kept a multiple of ``groups`` so that the towers stay equal."""
+    return max(groups, round(channels * width / groups) * groups)
+
+
+class AlexNet(nn.Module):
+    """Five convolutions and three fully connected layers (§3.5, Figure 2).
+
+    - ``towers=2`` splits conv2, conv4 and conv5 into two groups, as the two GPUs did; conv3 and the
+      FC layers see both towers (§3.2). The two-tower form has 60,965,224 parameters.
+    - ``lrn`` adds local response normalisation after conv1 and conv2 (k=2, n=5, α=1e-4, β=0.75, §3.3).
+    - ``overlap`` pools 3×3 with stride 2 instead of 2×2 with stride 2 (§3.4).
+    - ``dropout`` is the probability for the first two FC layers (0.5 in §4.2).
+    - ``activation`` "relu" (§3.1) or "tanh", for the paper's Figure 1 comparison.
+    - ``stem="small"`` replaces the 11×11/4 first convolution with a 3×3/1 one, for 28–64 px images.
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0, towers: int = 2,
+                 lrn: bool = True, overlap: bool = True, dropout: float = 0.5, activation: str = "relu",
+                 stem: str = "imagenet", hidden: int = 4096, pool_size: int = 6):
+        super().__init__()
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+        c1, c2, c3, c4, c5 = (_scaled(c, width, towers) for c in (96, 256, 384, 384, 256))
+        pool = (lambda: nn.MaxPool2d(3, 2)) if overlap else (lambda: nn.MaxPool2d(2, 2))
+        norm = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        first = nn.Conv2d(in_channels, c1, 11, stride=4, padding=2) if stem == "imagenet" else \
+            nn.Conv2d(in_channels, c1, 3, stride=1, padding=1)
+        self.features = nn.Sequential(
+            first, act(), norm(), pool(),
+            nn.Conv2d(c1, c2, 5, padding=2, groups=towers), act(), norm(), pool(),
+            nn.Conv2d(c2, c3, 3, padding=1), act(),                   # conv3 reads both towers
+            nn.Conv2d(c3, c4, 3, padding=1, groups=towers), act(),
+            nn.Conv2d(c4, c5, 3, padding=1, groups=towers), act(), pool(),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(pool_size)  # identity at 224 px; lets other sizes in
+        hidden = max(1, round(hidden * width))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout), nn.Linear(c5 * pool_size * pool_size, hidden), act(),
+            nn.Dropout(dropout), nn.Linear(hidden, hidden), act(),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.avgpool(self.features(x)))

@@ -1,0 +1,127 @@
+"""CoAtNet (Dai, Liu, Le & Tan, 2021): convolution stages, then relative-attention transformer stages (C-C-T-T)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Table 3: blocks per stage S0..S4 and channels per stage. CoAtNet-0 is the smallest in the paper.
+CONFIGS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "coatnet0": ((2, 2, 3, 5, 2), (64, 96, 192, 384, 768)),
+    "coatnet_tiny": ((1, 1, 1, 1, 1), (16, 32, 64, 96, 128)),  # ours, for Fashion-MNIST on a CPU
+}
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gating from global context (Hu et al., 2018), part of MBConv."""
+
+    def __init__(self, channels: int, reduced: int):
+        super().__init__()
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, reduced, 1), nn.GELU(),
+                                  nn.Conv2d(reduced, channels, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class MBConv(nn.Module):
+    """Pre-norm inverted bottleneck: 1×1 expand ×4, 3×3 depthwise, SE, 1×1 project (§2.1, Eq. 4 with pooling).
+
+    When downsampling, x ← Proj(Pool(x)) + Conv(DepthConv(Conv(Norm(x), stride=2))) (§2.3).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4):
+        super().__init__()
+        hidden = in_channels * expansion
+        self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
+            nn.MaxPool2d(3, stride, 1) if stride > 1 else nn.Identity(), nn.Conv2d(in_channels, out_channels, 1))
+        self.residual = nn.Sequential(
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, hidden, 1, stride, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
+            SqueezeExcite(hidden, max(1, in_channels // 4)),
+            nn.Conv2d(hidden, out_channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.residual(x)
+
+
+class RelativeAttention(nn.Module):
+    """Multi-head self-attention whose logits add a learned bias w[i−j] per relative 2-D offset (Eq. 3)."""
+
+    def __init__(self, dim: int, out_dim: int, size: int, head_dim: int = 32):
+        super().__init__()
+        self.heads = max(1, dim // head_dim)
+        self.scale = (dim // self.heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, out_dim)
+        # One bias per head for each of the (2H−1)(2W−1) offsets; an index maps pairs (i, j) to offsets.
+        self.bias_table = nn.Parameter(torch.zeros(self.heads, (2 * size - 1) ** 2))
+        coords = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")).flatten(1)
+        offset = coords[:, :, None] - coords[:, None, :] + size - 1           # (2, HW, HW), each in [0, 2size−2]
+        self.register_buffer("bias_index", offset[0] * (2 * size - 1) + offset[1], persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, tokens, dim = x.shape
+        q, k, v = self.qkv(x).view(n, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        bias = self.bias_table[:, self.bias_index]                          # (heads, HW, HW)
+        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
+        return self.proj(out.transpose(1, 2).reshape(n, tokens, dim))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm relative-attention block and MLP; x ← Proj(Pool(x)) + Attention(Pool(Norm(x))) when downsampling (§2.3)."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: int, downsample: bool):
+        super().__init__()
+        self.pool = nn.MaxPool2d(3, 2, 1) if downsample else nn.Identity()
+        self.shortcut = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        self.norm1 = nn.LayerNorm(in_channels)
+        self.attention = RelativeAttention(in_channels, out_channels, size)
+        self.norm2 = nn.LayerNorm(out_channels)
+        self.mlp = nn.Sequential(nn.Linear(out_channels, 4 * out_channels), nn.GELU(), nn.Linear(4 * out_channels, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x)
+        n, _, h, w = x.shape
+        shortcut = self.shortcut(x).flatten(2).transpose(1, 2)
+        tokens = shortcut + self.attention(self.norm1(x.flatten(2).transpose(1, 2)))
+        tokens = tokens + self.mlp(self.norm2(tokens))
+        return tokens.transpose(1, 2).reshape(n, -1, h, w)
+
+
+class CoAtNet(nn.Module):
+    """S0 convolution stem, S1–S2 MBConv, S3–S4 relative-attention transformers; each stage halves the size."""
+
+    def __init__(self, blocks: tuple[int, ...], channels: tuple[int, ...], num_classes: int = 1000,
+                 in_channels: int = 3, *, image_size: int = 224):
+        super().__init__()
+        if image_size % 32:
+            raise ValueError(f"image_size must be a multiple of 32 (five stages halve it), not {image_size}")
+        stem = [nn.Conv2d(in_channels, channels[0], 3, 2, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
+        for _ in range(1, blocks[0]):
+            stem += [nn.Conv2d(channels[0], channels[0], 3, 1, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
+        self.s0 = nn.Sequential(*stem)
+        size = image_size // 2
+        stages = []
+        for i in (1, 2, 3, 4):
+            size //= 2
+            layers = []
+            for j in range(blocks[i]):
+                c_in = channels[i - 1] if j == 0 else channels[i]
+                if i <= 2:
+                    layers.append(MBConv(c_in, channels[i], stride=2 if j == 0 else 1))
+                else:
+                    layers.append(TransformerBlock(c_in, channels[i], size, downsample=(j == 0)))
+            stages.append(nn.Sequential(*layers))
+        self.s1, self.s2, self.s3, self.s4 = stages
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.LayerNorm(channels[-1]),
+                                  nn.Linear(channels[-1], num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.s4(self.s3(self.s2(self.s1(self.s0(x))))))
+
+
+def coatnet(name: str = "coatnet0", num_classes: int = 1000, in_channels: int = 3, **options) -> CoAtNet:
+    blocks, channels = CONFIGS[name]
+    return CoAtNet(blocks, channels, num_classes, in_channels, **options)

@@ -1,0 +1,119 @@
+"""GoogLeNet (Szegedy et al., 2015): inception blocks with the channel numbers of Table 1."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Table 1, one row per inception block: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
+# The input channels of each row are the sum of the previous row's four outputs.
+INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+STAGES = (("3a", "3b"), ("4a", "4b", "4c", "4d", "4e"), ("5a", "5b"))
+
+
+def conv_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+              batch_norm: bool = False) -> nn.Sequential:
+    """A convolution with "same" padding, an optional BN (Ioffe & Szegedy, 2015) and a ReLU (§5)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2,
+                                         bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Inception(nn.Module):
+    """Four parallel branches concatenated on channels (§4, Figure 2b).
+
+    ``reduce=False`` drops the 1×1 reductions before the 3×3 and 5×5 convolutions and the pool
+    projection: the naive block of Figure 2a, whose cost the reductions exist to cut.
+    """
+
+    def __init__(self, in_channels: int, c1: int, c3_reduce: int, c3: int, c5_reduce: int, c5: int, pool_proj: int,
+                 *, reduce: bool = True, batch_norm: bool = False):
+        super().__init__()
+        self.branch1 = conv_relu(in_channels, c1, 1, batch_norm=batch_norm)
+        if reduce:
+            self.branch3 = nn.Sequential(conv_relu(in_channels, c3_reduce, 1, batch_norm=batch_norm),
+                                         conv_relu(c3_reduce, c3, 3, batch_norm=batch_norm))
+            self.branch5 = nn.Sequential(conv_relu(in_channels, c5_reduce, 1, batch_norm=batch_norm),
+                                         conv_relu(c5_reduce, c5, 5, batch_norm=batch_norm))
+            self.branch_pool = nn.Sequential(nn.MaxPool2d(3, 1, 1), conv_relu(in_channels, pool_proj, 1, batch_norm=batch_norm))
+        else:
+            self.branch3 = conv_relu(in_channels, c3, 3, batch_norm=batch_norm)
+            self.branch5 = conv_relu(in_channels, c5, 5, batch_norm=batch_norm)
+            self.branch_pool = nn.MaxPool2d(3, 1, 1)  # the naive block passes all pooled channels through
+        self.out_channels = c1 + c3 + c5 + (pool_proj if reduce else in_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.branch1(x), self.branch3(x), self.branch5(x), self.branch_pool(x)], dim=1)
+
+
+class AuxClassifier(nn.Module):
+    """The side classifier on 4a and 4d (§5): 5×5/3 average pool, 1×1 conv 128, FC 1024, dropout 0.7."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: float = 1.0):
+        super().__init__()
+        c, hidden = max(1, round(128 * width)), max(1, round(1024 * width))
+        self.layers = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4), conv_relu(in_channels, c, 1), nn.Flatten(),
+            nn.Linear(c * 16, hidden), nn.ReLU(inplace=True), nn.Dropout(0.7), nn.Linear(hidden, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class GoogLeNet(nn.Module):
+    """The 22-layer network of Table 1. ``width`` scales every channel count of the table.
+
+    ``aux=True`` adds the two auxiliary classifiers; in training, forward then returns
+    (logits, aux1, aux2) and the loss weights each side classifier by 0.3 (§5).
+    ``stem="small"`` swaps the 7×7/2 + pool stem for 3×3 convolutions without downsampling (28–96 px).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0, aux: bool = False,
+                 lrn: bool = True, batch_norm: bool = False, stem: str = "imagenet", dropout: float = 0.4):
+        super().__init__()
+        w = lambda c: max(1, round(c * width))  # noqa: E731 - a one-line scaling rule
+        norm = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)) if lrn and not batch_norm else nn.Identity
+        if stem == "imagenet":
+            self.stem = nn.Sequential(
+                conv_relu(in_channels, w(64), 7, 2, batch_norm), nn.MaxPool2d(3, 2, ceil_mode=True), norm(),
+                conv_relu(w(64), w(64), 1, batch_norm=batch_norm), conv_relu(w(64), w(192), 3, batch_norm=batch_norm),
+                norm(), nn.MaxPool2d(3, 2, ceil_mode=True))
+        else:
+            self.stem = nn.Sequential(conv_relu(in_channels, w(64), 3, batch_norm=batch_norm),
+                                      conv_relu(w(64), w(192), 3, batch_norm=batch_norm))
+        channels = w(192)
+        blocks: dict[str, nn.Module] = {}
+        for i, stage in enumerate(STAGES):
+            if i > 0:
+                blocks[f"pool{i + 2}"] = nn.MaxPool2d(3, 2, ceil_mode=True)
+            for name in stage:
+                block = Inception(channels, *(w(c) for c in INCEPTION_TABLE[name]), batch_norm=batch_norm)
+                blocks[f"inception{name}"] = block
+                channels = block.out_channels
+        self.blocks = nn.ModuleDict(blocks)
+        self.aux1 = AuxClassifier(self.blocks["inception4a"].out_channels, num_classes, width) if aux else None
+        self.aux2 = AuxClassifier(self.blocks["inception4d"].out_channels, num_classes, width) if aux else None
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
+
+    def forward(self, x: torch.Tensor):
+        x = self.stem(x)
+        side = []
+        for name, block in self.blocks.items():
+            x = block(x)
+            if self.training and self.aux1 is not None and name in ("inception4a", "inception4d"):
+                side.append((self.aux1 if name == "inception4a" else self.aux2)(x))
+        logits = self.head(x)
+        return (logits, *side) if side else logits

@@ -1,0 +1,53 @@
+"""Network in Network (Lin, Chen & Yan, 2014): mlpconv blocks and a global-average-pooling head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlpconv(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+            pointwise: int = 2) -> nn.Sequential:
+    """One spatial convolution followed by ``pointwise`` 1×1 convolutions: a tiny MLP at every pixel (§3.1)."""
+    layers = [nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding), nn.ReLU(inplace=True)]
+    for _ in range(pointwise):
+        layers += [nn.Conv2d(out_channels, out_channels, 1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class NiN(nn.Module):
+    """Four mlpconv blocks with AlexNet-like sizes (D2L §8.3); the last one outputs one map per class.
+
+    ``head="gap"`` averages each class map (§3.2); ``head="fc"`` flattens and uses fully connected
+    layers instead, for the paper's comparison in §4.6. ``stem="small"`` suits 28–64 px images.
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0, head: str = "gap",
+                 dropout: float = 0.5, stem: str = "imagenet", fc_hidden: int = 512):
+        super().__init__()
+        c1, c2, c3 = (max(1, round(c * width)) for c in (96, 256, 384))
+        first = mlpconv(in_channels, c1, 11, 4, 0) if stem == "imagenet" else mlpconv(in_channels, c1, 3, 1, 1)
+        self.features = nn.Sequential(
+            first, nn.MaxPool2d(3, 2),
+            mlpconv(c1, c2, 5, 1, 2), nn.MaxPool2d(3, 2),
+            mlpconv(c2, c3, 3, 1, 1), nn.MaxPool2d(3, 2),
+            nn.Dropout(dropout),
+        )
+        if head == "gap":
+            # The last mlpconv emits one confidence map per class; averaging replaces the FC layers.
+            self.head = nn.Sequential(mlpconv(c3, num_classes, 3, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        elif head == "fc":
+            self.head = nn.Sequential(mlpconv(c3, c3, 3, 1, 1), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                                      nn.Linear(c3 * 16, fc_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                      nn.Linear(fc_hidden, num_classes))
+        else:
+            raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def class_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-class maps just before global average pooling (GAP head only): class activation maps."""
+        if not isinstance(self.head[1], nn.AdaptiveAvgPool2d) or len(self.head) != 3:
+            raise ValueError("class_maps needs the GAP head (head='gap')")
+        return self.head[0](self.features(x))

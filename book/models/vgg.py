@@ -1,0 +1,71 @@
+"""VGG (Simonyan & Zisserman, 2015): the six configurations of Table 1, one builder.
+
+Module names follow torchvision (``features``, ``avgpool``, ``classifier``), so torchvision's
+state dicts load unchanged into A, B, D and E.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Table 1. An int is a 3×3 convolution with that many channels; "1x1:C" a 1×1 convolution (config C);
+# "M" a 2×2 max-pool; "LRN" local response normalisation (config A-LRN).
+CONFIGS: dict[str, list] = {
+    "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "C": [64, 64, "M", 128, 128, "M", 256, 256, "1x1:256", "M", 512, 512, "1x1:512", "M", 512, 512, "1x1:512", "M"],
+    "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+def make_features(config: list, in_channels: int = 3, width: float = 1.0, batch_norm: bool = False) -> nn.Sequential:
+    """The convolutional part of a Table 1 column: conv(+BN)+ReLU per entry, pools and LRN in place."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for entry in config:
+        if entry == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        elif entry == "LRN":
+            layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))  # AlexNet's settings (§2.1)
+        else:
+            kernel, out = (1, int(entry.split(":")[1])) if isinstance(entry, str) else (3, entry)
+            out = max(1, round(out * width))
+            layers.append(nn.Conv2d(channels, out, kernel, padding=kernel // 2))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=True))
+            channels = out
+    return nn.Sequential(*layers)
+
+
+class VGG(nn.Module):
+    """Conv stacks of Table 1, then FC-4096, FC-4096, FC-classes with dropout 0.5 (§2.1, §3.1).
+
+    ``width`` scales every convolution's channels (D2L trains VGG-11 with width 1/4);
+    ``hidden`` sets the FC width and ``pool_size`` the side of the adaptive pool before it.
+    """
+
+    def __init__(self, config: str = "A", num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0,
+                 hidden: int = 4096, pool_size: int = 7, dropout: float = 0.5, batch_norm: bool = False):
+        super().__init__()
+        self.features = make_features(CONFIGS[config], in_channels, width, batch_norm)
+        last = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
+        self.classifier = nn.Sequential(
+            nn.Linear(last * pool_size * pool_size, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        for m in self.modules():  # He et al. initialisation; the paper pre-trained A to start B–E (§3.1)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))

@@ -1,0 +1,51 @@
+"""Vision Transformer (Dosovitskiy et al., 2021): patches, a class token and pre-norm encoder blocks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EncoderBlock(nn.Module):
+    """x + MSA(LN(x)), then x + MLP(LN(x)) (Eq. 2–3): layer norm before each sublayer."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm1(x)
+        x = x + self.attention(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """Patch embedding (a strided convolution), a learnable class token, learned 1-D position embeddings,
+    ``depth`` encoder blocks and a linear head on the final class token (Eq. 1–4).
+
+    The defaults are ViT-B/16 (Table 1: 12 layers, width 768, MLP 3072, 12 heads, 86M parameters).
+    """
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, image_size: int = 224, patch_size: int = 16,
+                 dim: int = 768, depth: int = 12, heads: int = 12, mlp_dim: int = 3072, dropout: float = 0.0):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}")
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, patch_size)
+        num_patches = (image_size // patch_size) ** 2
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position = nn.Parameter(torch.randn(1, num_patches + 1, dim) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.Sequential(*[EncoderBlock(dim, heads, mlp_dim, dropout) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)               # (N, patches, dim)
+        x = torch.cat([self.class_token.expand(len(x), -1, -1), x], 1)
+        x = self.blocks(self.dropout(x + self.position))
+        return self.head(self.norm(x[:, 0]))

@@ -1,0 +1,113 @@
+"""Parameter and multiply-add counts measured by torch's FlopCounterMode, never by hand-written formulas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def _example(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    return torch.zeros(input_shape, device=device)
+
+
+def _measure(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FlopCounterMode, dict[str, tuple]]:
+    """Run one forward pass in eval mode under FlopCounterMode, recording every module's output shape."""
+    shapes: dict[str, tuple] = {}
+    names = {module: name for name, module in model.named_modules()}
+
+    def record(module, _inputs, output):
+        out = output[0] if isinstance(output, (tuple, list)) else output
+        shapes.setdefault(names[module], tuple(out.shape) if isinstance(out, torch.Tensor) else ())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()]
+    was_training = model.training
+    model.eval()  # one path through the network: no auxiliary heads, no dropout
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
+            model(_example(model, input_shape))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return counter, shapes
+
+
+def count(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
+    """{"params": learnable parameters, "macs": multiply-adds of one forward pass of ``input_shape``}.
+
+    FlopCounterMode counts a multiply-add as two FLOPs, so MACs are half its total.
+    """
+    counter, _ = _measure(model, input_shape)
+    return _totals(model, counter)
+
+
+def _totals(model: nn.Module, counter: FlopCounterMode) -> dict[str, int]:
+    return {"params": sum(p.numel() for p in model.parameters()), "macs": counter.get_total_flops() // 2}
+
+
+@dataclass
+class Table:
+    """Rows of a table, shown as text in a terminal and as HTML in a notebook."""
+
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    title: str = ""
+
+    @staticmethod
+    def _cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "" if value is None else str(value)
+
+    def __str__(self) -> str:
+        cells = [self.columns] + [[self._cell(v) for v in row] for row in self.rows]
+        widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                 for row in cells]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(([self.title] if self.title else []) + lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{c}</th>" for c in self.columns)
+        body = "".join("<tr>" + "".join(f"<td>{self._cell(v)}</td>" for v in row) + "</tr>" for row in self.rows)
+        caption = f"<caption>{self.title}</caption>" if self.title else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def column(self, name: str) -> list:
+        i = self.columns.index(name)
+        return [row[i] for row in self.rows]
+
+    def row(self, first: str) -> list:
+        """The row whose first cell is ``first``."""
+        for row in self.rows:
+            if row[0] == first:
+                return row
+        raise KeyError(first)
+
+
+def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) -> Table:
+    """One row per module ``depth`` levels down: name, output shape, parameters, multiply-adds.
+
+    The last row is the total. Multiply-adds of a module include everything inside it.
+    """
+    counter, shapes = _measure(model, input_shape)
+    flops = counter.get_flop_counts()
+    table = Table(["layer", "output shape", "params", "macs"], title=type(model).__name__)
+    for name, module in model.named_modules():
+        if not name or name.count(".") != depth - 1:
+            continue
+        # FlopCounterMode names a module by its path below the root, prefixed with the root's class name.
+        macs = sum(flops.get(f"{type(model).__name__}.{name}", {}).values()) // 2
+        params = sum(p.numel() for p in module.parameters())
+        table.rows.append([name, "×".join(map(str, shapes.get(name, ())[1:])), params, macs])
+    total = _totals(model, counter)
+    table.rows.append(["total", "×".join(map(str, shapes.get("", ())[1:])), total["params"], total["macs"]])
+    return table
+
