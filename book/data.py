@@ -8,7 +8,7 @@ Where data is looked for, in order:
 1. a read-only mirror named by ``BOOK_DATA_DIR`` (``FashionMNIST/raw/*-ubyte.gz``,
    ``imagenette2*/{train,val}/<wnid>/*.JPEG``);
 2. the writable cache ``BOOK_CACHE_DIR`` (default: ``data/`` at the repository root);
-3. torchvision's own download, when there is a network.
+3. torchvision's own download, when there is a network (``BOOK_DOWNLOAD=0`` forbids it).
 """
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ or connect to the internet once so torchvision can download into BOOK_CACHE_DIR.
 
 class DataNotFoundError(FileNotFoundError):
     """No mirror, no cache and no network: the message names BOOK_DATA_DIR and the layout."""
+
+
+def _download_allowed(what: str) -> None:
+    if os.environ.get("BOOK_DOWNLOAD", "1") == "0":
+        raise DataNotFoundError(
+            f"{what} was not found, and BOOK_DOWNLOAD=0 forbids downloading it.\n"
+            f"Looked in BOOK_DATA_DIR={os.environ.get('BOOK_DATA_DIR', '(unset)')} and {cache_dir()}.\n{LAYOUT_HELP}")
 
 
 def data_dir() -> Path | None:
@@ -118,6 +125,7 @@ def _fashion_mnist_root() -> Path:
             partial.replace(raw / partial.name)
         return cache
 
+    _download_allowed("Fashion-MNIST")
     try:
         torchvision.datasets.FashionMNIST(str(cache), train=True, download=True)
         torchvision.datasets.FashionMNIST(str(cache), train=False, download=True)
@@ -155,6 +163,7 @@ def _imagenette_folder(split: str) -> Path:
     for folder in candidates:
         if (folder / split).is_dir():
             return folder / split
+    _download_allowed("Imagenette")
     try:
         torchvision.datasets.Imagenette(str(cache_dir()), split=split, size="320px", download=True)
     except Exception as error:

@@ -111,3 +111,45 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) 
     table.rows.append(["total", "×".join(map(str, shapes.get("", ())[1:])), total["params"], total["macs"]])
     return table
 
+
+
+def paper_comparison(family: str) -> Table:
+    """Our measured numbers beside the paper's table, for "alexnet", "vgg", "googlenet", "resnet" or "densenet"."""
+    from . import models, papers
+
+    image = (1, 3, 224, 224)
+    if family == "alexnet":
+        table = Table(["model", "params (ours)", "params (paper)", "macs (ours)"], title="AlexNet, §3 (two towers)")
+        ours = count(models.build("alexnet"), image)
+        table.rows.append(["alexnet", ours["params"], papers.ALEXNET_PARAMS, ours["macs"]])
+    elif family == "vgg":
+        table = Table(["config", "model", "params M (ours)", "params M (paper)", "GMACs (ours)"],
+                      title="VGG, Table 2: parameters in millions")
+        for config, name in papers.VGG_NAMES.items():
+            ours = count(models.build(name), image)
+            table.rows.append([config, name, round(ours["params"] / 1e6, 1), papers.VGG_PARAMS_M[config],
+                               round(ours["macs"] / 1e9, 2)])
+    elif family == "googlenet":
+        table = Table(["block", "params K (ours)", "params K (paper)", "ops M (ours)", "ops M (paper)"],
+                      title="GoogLeNet, Table 1: inception blocks")
+        from .models.googlenet import INCEPTION_TABLE
+        for block, (params, ops) in papers.GOOGLENET_ROWS.items():
+            channels, side = papers.GOOGLENET_INPUT[block]
+            ours = count(models.Inception(channels, *INCEPTION_TABLE[block]), (1, channels, side, side))
+            table.rows.append([block, round(ours["params"] / 1e3, 1), params / 1e3, round(ours["macs"] / 1e6, 1), ops / 1e6])
+    elif family == "resnet":
+        table = Table(["model", "GMACs (ours, paper stride)", "GMACs (ours, torchvision stride)", "GMACs (paper)",
+                       "params M (ours)"], title="ResNet, Table 1: multiply-adds")
+        for name, paper in papers.RESNET_GMACS.items():
+            paper_stride = count(models.build(name, stride_on="1x1"), image)
+            v15 = count(models.build(name, stride_on="3x3"), image)
+            table.rows.append([name, round(paper_stride["macs"] / 1e9, 2), round(v15["macs"] / 1e9, 2), paper,
+                               round(paper_stride["params"] / 1e6, 1)])
+    elif family == "densenet":
+        table = Table(["model", "params (ours)", "params (released)", "GMACs (ours)"], title="DenseNet-BC")
+        for name, paper in papers.DENSENET_PARAMS.items():
+            ours = count(models.build(name), image)
+            table.rows.append([name, ours["params"], paper, round(ours["macs"] / 1e9, 2)])
+    else:
+        raise ValueError(f"family must be alexnet, vgg, googlenet, resnet or densenet, not {family!r}")
+    return table

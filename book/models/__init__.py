@@ -45,7 +45,6 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
 # chosen so that a chapter trains on Fashion-MNIST in minutes on a 2-core CPU.
 _SMALL_VGG = (32, dict(width=0.25, hidden=512, pool_size=1))
 _SMALL_RESNET = (28, dict(width=0.25, stem="small"))
-_SMALL_DENSENET = (28, dict(growth_rate=12, blocks=(3, 6, 12, 8), stem="small"))
 SMALL: dict[str, tuple[int, dict]] = {
     "alexnet": (32, dict(width=0.25, stem="small", pool_size=3, lrn=False)),
     **{name: _SMALL_VGG for name in ("vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19")},
@@ -54,7 +53,11 @@ SMALL: dict[str, tuple[int, dict]] = {
     "lenet": (28, {}),
     "lenet_bn": (28, {}),
     **{f"resnet{d}": _SMALL_RESNET for d in (18, 34, 50, 101, 152)},
-    **{f"densenet{d}": _SMALL_DENSENET for d in (121, 169, 201, 161)},
+    # DenseNets keep their shape with half the layers per block and growth rate 12 (k=24 for 161).
+    "densenet121": (28, dict(growth_rate=12, blocks=(3, 6, 12, 8), stem="small")),
+    "densenet169": (28, dict(growth_rate=12, blocks=(3, 6, 16, 16), stem="small")),
+    "densenet201": (28, dict(growth_rate=12, blocks=(3, 6, 24, 16), stem="small")),
+    "densenet161": (28, dict(growth_rate=24, blocks=(3, 6, 18, 12), stem="small")),
     "vit": (28, dict(image_size=28, patch_size=4, dim=64, depth=4, heads=4, mlp_dim=128)),
     "coatnet": (32, dict(image_size=32)),
 }

@@ -78,7 +78,7 @@ class GoogLeNet(nn.Module):
 
     ``aux=True`` adds the two auxiliary classifiers; in training, forward then returns
     (logits, aux1, aux2) and the loss weights each side classifier by 0.3 (§5).
-    ``stem="small"`` swaps the 7×7/2 + pool stem for 3×3 convolutions without downsampling (28–96 px).
+    ``stem="small"`` swaps the 7×7/2 stem and its two pools for 3×3 convolutions and one pool (28–96 px).
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0, aux: bool = False,
@@ -92,7 +92,9 @@ class GoogLeNet(nn.Module):
                 conv_relu(w(64), w(64), 1, batch_norm=batch_norm), conv_relu(w(64), w(192), 3, batch_norm=batch_norm),
                 norm(), nn.MaxPool2d(3, 2, ceil_mode=True))
         else:
-            self.stem = nn.Sequential(conv_relu(in_channels, w(64), 3, batch_norm=batch_norm),
+            # One pooling instead of the paper's two: inception 3a sees 16×16 from a 32 px input.
+            self.stem = nn.Sequential(conv_relu(in_channels, w(64), 3, batch_norm=batch_norm), nn.MaxPool2d(3, 2, 1),
+                                      conv_relu(w(64), w(64), 1, batch_norm=batch_norm),
                                       conv_relu(w(64), w(192), 3, batch_norm=batch_norm))
         channels = w(192)
         blocks: dict[str, nn.Module] = {}

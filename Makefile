@@ -1,0 +1,43 @@
+# Modern CNNs. `make book` and `make test` are all a newcomer needs; both create .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BOOK_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+
+.PHONY: book test lab chapters grade release bench serve clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e . 2>/dev/null || \
+		$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+book: $(STAMP)  ## build the HTML book into _build/html (never trains: execute_notebooks is off)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test: $(STAMP)  ## the whole test suite
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)  ## JupyterLab on the homework
+	$(BIN)/jupyter lab homework/
+
+chapters: $(STAMP)  ## re-execute every chapter in the machine's profile, storing real outputs
+	$(BIN)/python -m book.notebooks chapters/*.ipynb
+
+release: $(STAMP)  ## write the student notebooks into homework/ from autograder/source/
+	$(BIN)/python -m autograder release
+
+grade: $(STAMP)  ## grade submissions: make grade HW=hw1_alexnet SUBMISSIONS=path/ OUT=grades/
+	$(BIN)/python -m autograder grade $(HW) $(SUBMISSIONS) --out $(OUT)
+
+bench: $(STAMP)  ## throughput benchmarks (training pipeline, grading)
+	$(BIN)/python benchmarks/train_throughput.py
+
+serve: ## serve the built book on http://localhost:8000
+	$(BIN)/python -m http.server --directory _build/html 8000
+
+clean:
+	rm -rf _build

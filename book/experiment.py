@@ -1,0 +1,72 @@
+"""Build a model and its Fashion-MNIST or Imagenette loaders from a profile's recipe, then train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from . import data, models
+from .profiles import Recipe, get_profile, recipe
+from .train import History, default_device, fit, seed_everything
+
+
+@dataclass
+class Experiment:
+    model: nn.Module
+    train: data.DeviceLoader
+    test: data.DeviceLoader
+    recipe: Recipe
+    profile: str
+    dataset: str
+
+
+def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fashion-mnist",
+            device: torch.device | str | None = None, seed: int = 0, epochs: int | None = None,
+            **model_options) -> Experiment:
+    """The model of ``model_name`` and its data, as the profile's recipe says.
+
+    The small profiles use the small-image configuration of ``book.models``; the gpu profile the
+    paper's. ``model_options`` override the recipe's model options (``head="fc"`` for NiN, say).
+    """
+    prof = get_profile(profile)
+    rec = recipe(model_name, prof.name)
+    if epochs is not None:
+        rec = replace(rec, epochs=epochs)
+    device = torch.device(device or default_device())
+    if dataset == "fashion-mnist":
+        train_set, test_set = data.fashion_mnist("train"), data.fashion_mnist("test")
+        channels, num_classes = 1, 10
+    elif dataset == "imagenette":
+        side = max(rec.resolution, 64) if prof.small_models else min(rec.resolution + rec.resolution // 7, 256)
+        train_set, test_set = data.imagenette("train", side), data.imagenette("val", side)
+        channels, num_classes = 3, 10
+        rec = replace(rec, augment="crop")
+    else:
+        raise ValueError(f"dataset must be 'fashion-mnist' or 'imagenette', not {dataset!r}")
+    train_set = train_set.per_class(prof.train_per_class)
+    test_set = test_set.per_class(prof.test_per_class)
+
+    seed_everything(seed)
+    options = {**dict(rec.options), **model_options}
+    if prof.small_models:
+        model = models.build_small(model_name, num_classes, channels, **options)
+    else:
+        model = models.build(model_name, num_classes, channels, **options)
+    common = dict(resolution=rec.resolution, device=device, channels_last=True)
+    train = data.DeviceLoader(train_set, rec.batch_size, shuffle=True, augment=rec.augment, seed=seed, **common)
+    test = data.DeviceLoader(test_set, 512, **common)
+    return Experiment(model, train, test, rec, prof.name, dataset)
+
+
+def run(experiment: Experiment, **fit_options) -> History:
+    """Train an experiment with its recipe's optimiser settings (``fit_options`` override them)."""
+    rec = experiment.recipe
+    settings = dict(epochs=rec.epochs, optimizer=rec.optimizer, lr=rec.lr, weight_decay=rec.weight_decay,
+                    label_smoothing=rec.label_smoothing,
+                    meta={"model_name": rec.model, "profile": experiment.profile, "dataset": experiment.dataset,
+                          "resolution": rec.resolution, "train_images": experiment.train.dataset_size,
+                          "test_images": experiment.test.dataset_size})
+    settings.update(fit_options)
+    return fit(experiment.model, experiment.train, experiment.test, **settings)

@@ -1,0 +1,310 @@
+"""One `fit` for every chapter: device, mixed precision, schedules, checkpoints, progress and live plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def default_device() -> torch.device:
+    """CUDA if present, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's generators, so that a model built next starts from the same weights."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    images_per_s: float
+    seconds: float
+    lr: float
+
+
+@dataclass
+class History:
+    """Per-epoch training and validation figures, plus what produced them (``meta``)."""
+
+    records: list[EpochRecord] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    def column(self, name: str) -> list:
+        return [getattr(r, name) for r in self.records]
+
+    @property
+    def final_val_acc(self) -> float | None:
+        return self.records[-1].val_acc if self.records else None
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(r.seconds for r in self.records)
+
+    def to_dict(self) -> dict:
+        return {"meta": self.meta, "epochs": [asdict(r) for r in self.records]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "History":
+        return cls([EpochRecord(**r) for r in data["epochs"]], dict(data.get("meta", {})))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "History":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def plot(self, fig=None):
+        from .viz import plot_history
+        return plot_history(self, fig=fig)
+
+    def __repr__(self) -> str:
+        last = self.records[-1] if self.records else None
+        tail = f", last val_acc={last.val_acc:.4f}" if last and last.val_acc is not None else ""
+        return f"History({len(self.records)} epochs{tail})"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite. ``history`` holds the epochs finished before it."""
+
+    def __init__(self, message: str, history: History):
+        super().__init__(message)
+        self.history = history
+
+
+def _loss_and_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_smoothing: float,
+                     aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    output = model(x)
+    if isinstance(output, (tuple, list)):  # GoogLeNet's auxiliary classifiers (Szegedy et al. 2015 §5)
+        logits, *side = output
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        loss = loss + aux_weight * sum(F.cross_entropy(s, y, label_smoothing=label_smoothing) for s in side)
+        return loss, logits
+    return F.cross_entropy(output, y, label_smoothing=label_smoothing), output
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(x)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+    model.train(was_training)
+    return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+
+
+def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted class, true class) for every example of ``loader``, on the CPU."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    predicted, actual = [], []
+    with torch.no_grad():
+        for x, y in loader:
+            predicted.append(model(x.to(device)).argmax(1).cpu())
+            actual.append(y.cpu())
+    model.train(was_training)
+    return torch.cat(predicted), torch.cat(actual)
+
+
+def _make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float):
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=False)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', not {name!r}")
+
+
+def _make_schedule(optimizer, name: str | None, lr: float, total_steps: int):
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 1), pct_start=0.25)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    if name in (None, "constant"):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', not {name!r}")
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except ImportError:
+        return False
+
+
+class _LivePlot:
+    """A loss/accuracy figure redrawn in place after every epoch (notebooks only)."""
+
+    def __init__(self):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+        self.plt = plt
+        self.fig = plt.figure(figsize=(9, 3.2))
+        self.handle = display(self.fig, display_id=True)
+
+    def update(self, history: History) -> None:
+        history.plot(fig=self.fig)
+        self.handle.update(self.fig)
+
+    def close(self) -> None:
+        self.plt.close(self.fig)  # the display already holds the final picture; avoid a second copy
+
+
+def _bar_interval() -> float:
+    """Redraw often on a terminal or in a notebook; rarely when stderr is a log file."""
+    import sys
+    return 0.1 if _in_notebook() or sys.stderr.isatty() else 10.0
+
+
+def _save_checkpoint(path: Path, **state) -> None:
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)  # atomic: an interrupted save never replaces a good checkpoint
+
+
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimizer: str = "sgd", lr: float = 0.05,
+        momentum: float = 0.9, weight_decay: float = 5e-4, schedule: str | None = "onecycle",
+        label_smoothing: float = 0.0, clip_grad_norm: float | None = None, aux_weight: float = 0.3,
+        seed: int = 0, device: torch.device | str | None = None, bf16: bool | None = None,
+        channels_last: bool | None = None, compile: bool = False, checkpoint: str | Path | None = None,
+        resume: bool = False, progress: bool = True, live_plot: bool | None = None,
+        callbacks: Iterable[Callable[[EpochRecord], None]] = (), meta: dict | None = None) -> History:
+    """Train ``model`` for ``epochs`` passes over ``train_loader`` and return its :class:`History`.
+
+    - The device is the loader's (or :func:`default_device`); bf16 autocast is on by default on CUDA only;
+      channels_last memory format is on by default (measured faster for convolutions on this 2-core CPU too).
+    - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
+      same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
+    - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the cause.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device or getattr(train_loader, "device", None) or default_device())
+    bf16 = device.type == "cuda" if bf16 is None else bf16
+    channels_last = True if channels_last is None else channels_last  # faster convolutions on CUDA and oneDNN alike
+    live_plot = _in_notebook() if live_plot is None else live_plot
+    torch.manual_seed(seed)
+
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    step_model = torch.compile(model) if compile else model
+    opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
+    steps_per_epoch = len(train_loader)
+    sched = _make_schedule(opt, schedule, lr, epochs * steps_per_epoch)
+    history = History(meta={"model": type(model).__name__, "device": str(device), "epochs": epochs, "lr": lr,
+                            "optimizer": optimizer, "schedule": schedule, "bf16": bf16, **(meta or {})})
+
+    start_epoch = 0
+    checkpoint = Path(checkpoint) if checkpoint else None
+    if resume and checkpoint and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        if hasattr(train_loader, "load_state_dict"):
+            train_loader.load_state_dict(state["loader"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        history = History.from_dict(state["history"])
+        start_epoch = state["epoch"]
+
+    plot = _LivePlot() if live_plot else None
+    try:
+        for epoch in range(start_epoch, epochs):
+            model.train()
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+                       leave=False, unit="batch", mininterval=_bar_interval())
+            for step, (x, y) in enumerate(bar):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    loss, logits = _loss_and_logits(step_model, x, y, label_smoothing, aux_weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                opt.step()
+                sched.step()
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.detach().argmax(1) == y).sum()
+                seen += len(y)
+                # Reading the loss forces a device sync, so look only every 20 steps and at the end.
+                if step % 20 == 19 or step == steps_per_epoch - 1:
+                    mean_loss = loss_sum.item() / seen
+                    if not math.isfinite(mean_loss):
+                        raise NonFiniteLossError(_nan_message(epoch, step, opt, checkpoint, bf16), history)
+                    bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
+            bar.close()
+            train_seconds = time.perf_counter() - started
+            val_loss, val_acc = evaluate(model, val_loader, bf16=bf16) if val_loader is not None else (None, None)
+            record = EpochRecord(epoch + 1, loss_sum.item() / seen, correct.item() / seen, val_loss, val_acc,
+                                 seen / train_seconds, time.perf_counter() - started, opt.param_groups[0]["lr"])
+            history.records.append(record)
+            if progress:
+                val = f", val loss {val_loss:.3f}, val acc {val_acc:.3f}" if val_acc is not None else ""
+                tqdm.write(f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.3f}, "
+                           f"train acc {record.train_acc:.3f}{val}, {record.images_per_s:,.0f} img/s, "
+                           f"{record.seconds:.1f} s")
+            if checkpoint:
+                _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
+                                 schedule=sched.state_dict(), epoch=epoch + 1, history=history.to_dict(),
+                                 loader=train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
+                                 rng_cpu=torch.get_rng_state(),
+                                 rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
+            if plot:
+                plot.update(history)
+            for callback in callbacks:
+                callback(record)
+    finally:
+        if plot:
+            plot.close()
+    return history
+
+
+def _nan_message(epoch: int, step: int, opt, checkpoint: Path | None, bf16: bool) -> str:
+    lr = opt.param_groups[0]["lr"]
+    hints = [f"the learning rate ({lr:.3g}) may be too high: try a tenth of it",
+             "or clip gradients with fit(..., clip_grad_norm=1.0)",
+             "check that inputs are normalised (a DeviceLoader does it) and labels are in range"]
+    if bf16:
+        hints.append("bf16 autocast can overflow in custom layers: try bf16=False")
+    saved = f" The last finished epoch is saved in {checkpoint}; resume with resume=True." if checkpoint else ""
+    return (f"The training loss became NaN or infinite in epoch {epoch + 1}, by step {step + 1}. "
+            f"Likely causes: {'; '.join(hints)}.{saved}")
