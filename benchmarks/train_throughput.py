@@ -4,7 +4,7 @@ The plain pipeline is D2L's: per-sample ``Resize`` + ``ToTensor`` in ``num_worke
 Both train the same model (same initial weights, optimiser and batch size) for the same number of
 steps after a warm-up; the ratio ours/plain is what to read, not the absolute numbers.
 
-    python benchmarks/train_throughput.py --model alexnet --resolution 96 --steps 30
+    python benchmarks/train_throughput.py --model resnet18 --resolution 96 --steps 15
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import time
 
 import torch
@@ -23,13 +24,12 @@ from book import data, models
 from book.train import default_device
 
 
-def measure(model: torch.nn.Module, batches, steps: int, warmup: int, device: torch.device, channels_last: bool) -> float:
+def measure(model: torch.nn.Module, iterator, steps: int, warmup: int, device: torch.device, channels_last: bool) -> float:
     """Images per second over ``steps`` training steps after ``warmup`` steps (data loading included)."""
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    iterator = iter(batches)
     seen = 0
     for step in range(warmup + steps):
         if step == warmup:
@@ -58,11 +58,12 @@ def endless(loader):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="alexnet", choices=models.names())
+    parser.add_argument("--model", default="resnet18", choices=models.names())
     parser.add_argument("--resolution", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the two pipelines this many times; report medians")
     parser.add_argument("--workers", type=int, default=4, help="DataLoader workers of the plain pipeline (D2L: 4)")
     parser.add_argument("--full-size", action="store_true", help="the paper's model instead of the small one")
     parser.add_argument("--out", help="write the figures as JSON")
@@ -82,11 +83,17 @@ def main() -> None:
     plain = torch.utils.data.DataLoader(plain_set, args.batch_size, shuffle=True, num_workers=args.workers,
                                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
 
-    plain_rate = measure(copy.deepcopy(model), endless(plain), args.steps, args.warmup, device, channels_last)
-    ours_rate = measure(copy.deepcopy(model), endless(ours), args.steps, args.warmup, device, channels_last)
+    # Alternate the pipelines so that a slow spell of the machine does not favour either one.
+    plain_rates, ours_rates = [], []
+    plain_batches, our_batches = endless(plain), endless(ours)
+    for _ in range(args.rounds):
+        plain_rates.append(measure(copy.deepcopy(model), plain_batches, args.steps, args.warmup, device, channels_last))
+        ours_rates.append(measure(copy.deepcopy(model), our_batches, args.steps, args.warmup, device, channels_last))
+    plain_rate, ours_rate = statistics.median(plain_rates), statistics.median(ours_rates)
     ratio = ours_rate / plain_rate
     print(f"device {device}, model {args.model} ({'paper' if args.full_size else 'small'}), {args.resolution} px, "
           f"batch {args.batch_size}, {args.steps} steps after {args.warmup} warm-up steps")
+    print(f"  rounds: plain {[round(r) for r in plain_rates]}, ours {[round(r) for r in ours_rates]} images/s")
     print(f"  plain DataLoader (Resize+ToTensor, {args.workers} workers): {plain_rate:8.0f} images/s")
     print(f"  book.data.DeviceLoader (on-device, batched):        {ours_rate:8.0f} images/s")
     print(f"  ratio ours/plain: {ratio:.2f}x")
