@@ -18,8 +18,10 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)  ## build the HTML book into _build/html (never trains: execute_notebooks is off)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP)  ## the whole test suite
-	$(BIN)/python -m pytest
+test: $(STAMP)  ## the whole test suite: the library's tests, then every chapter top to bottom (smoke profile)
+	$(BIN)/python -m pytest tests
+	BOOK_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		-p no:cacheprovider chapters
 
 lab: $(STAMP)  ## JupyterLab on the homework
 	$(BIN)/jupyter lab homework/

@@ -200,6 +200,18 @@ def _imagenette(split: str, resolution: int) -> ImageSet:
     return data
 
 
+def imagenette_samples(per_class: int = 6, resolution: int = 96, split: str = "val") -> ImageSet:
+    """A few images of every Imagenette class, decoded directly: for pictures, not training."""
+    listing = torchvision.datasets.ImageFolder(str(_imagenette_folder(split)))
+    chosen = [next(i for i, (_, label) in enumerate(listing.samples) if label == c) + k
+              for c in range(len(listing.classes)) for k in range(per_class)]
+    images = torch.stack([TF.center_crop(TF.resize(torchvision.io.decode_image(
+        listing.samples[i][0], mode=torchvision.io.ImageReadMode.RGB), resolution, antialias=True),
+        [resolution, resolution]) for i in chosen])
+    labels = torch.tensor([listing.samples[i][1] for i in chosen])
+    return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
+
+
 def imagenette(split: str = "train", resolution: int = 64) -> ImageSet:
     """Imagenette v2: 10 easy ImageNet classes (9,469 train, 3,925 val), decoded once at ``resolution``."""
     if split not in ("train", "val"):

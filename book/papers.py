@@ -32,3 +32,25 @@ DENSENET_PARAMS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densene
 
 # Dosovitskiy et al. 2021, Table 1: ViT-Base has 86M parameters.
 VIT_BASE_PARAMS = 86_000_000
+
+# ImageNet as of its site's statistics page (image-net.org, "Summary and Statistics", 2010–2020):
+IMAGENET_IMAGES = 14_197_122
+IMAGENET_SYNSETS = 21_841          # non-empty synsets
+IMAGENET_BOXED_IMAGES = 1_034_908  # images with bounding-box annotations
+
+# Winning top-5 classification error of ILSVRC, by year, with its source.
+ILSVRC_TOP5 = [
+    (2010, 28.2, "NEC-UIUC", "Russakovsky et al. 2015, Table 7"),
+    (2011, 25.8, "XRCE", "Russakovsky et al. 2015, Table 7"),
+    (2012, 15.3, "SuperVision (AlexNet)", "Krizhevsky et al. 2012, Table 2"),
+    (2013, 11.7, "Clarifai", "Russakovsky et al. 2015, Table 7"),
+    (2014, 6.7, "GoogLeNet", "Szegedy et al. 2015, Table 2"),
+    (2015, 3.57, "ResNet (MSRA)", "He et al. 2016, Table 5"),
+    (2016, 2.99, "Trimps-Soushen", "ILSVRC 2016 results"),
+    (2017, 2.25, "SENet", "Hu et al. 2018, §6"),
+]
+# Runners-up and variants the chapters mention.
+# Krizhevsky et al. 2012, Table 2: five CNNs trained on ILSVRC-2012 alone (15.3% needed two more,
+# pre-trained on the ImageNet Fall 2011 release).
+ALEXNET_TOP5_WITHOUT_PRETRAINING = 16.4
+VGG_TOP5_2014 = 7.3                       # Simonyan & Zisserman 2015, Table 7: ILSVRC-2014 submission, second place

@@ -24,13 +24,16 @@ class Profile:
     test_per_class: int | None
     small_models: bool            # the small configuration (True) or the paper's (False)
     imagenette: bool              # whether chapters also train on Imagenette
+    study_per_class: int          # training images per class for a chapter's side experiments
+    study_epochs: int             # epochs of a side experiment
+    study_max_steps: int          # step budget of a "steps to reach an error" experiment
     description: str
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", 30, 20, True, False, "300 training images, one epoch: checks that code runs"),
-    "cpu": Profile("cpu", None, None, True, False, "all of Fashion-MNIST, small models, ≤ 5 min per chapter"),
-    "gpu": Profile("gpu", None, None, False, True, "paper models at D2L's resolutions, plus Imagenette"),
+    "smoke": Profile("smoke", 30, 20, True, False, 10, 1, 20, "300 training images, one epoch: checks that code runs"),
+    "cpu": Profile("cpu", None, None, True, False, 500, 3, 1500, "all of Fashion-MNIST, small models, ≤ 5 min per chapter"),
+    "gpu": Profile("gpu", None, None, False, True, 6000, 10, 5000, "paper models at D2L's resolutions, plus Imagenette"),
 }
 
 
@@ -54,7 +57,7 @@ class Recipe:
 _CPU: dict[str, dict] = {
     "lenet": dict(epochs=10, batch_size=128, lr=0.9),
     "lenet_bn": dict(epochs=8, batch_size=128, lr=0.1),
-    "alexnet": dict(epochs=4, batch_size=128, lr=0.03),
+    "alexnet": dict(epochs=8, batch_size=128, lr=0.03),
     "vgg11": dict(epochs=12, batch_size=128, lr=0.05),
     "nin": dict(epochs=6, batch_size=128, lr=0.1),
     "googlenet": dict(epochs=3, batch_size=128, lr=0.05),

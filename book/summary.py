@@ -153,3 +153,22 @@ def paper_comparison(family: str) -> Table:
     else:
         raise ValueError(f"family must be alexnet, vgg, googlenet, resnet or densenet, not {family!r}")
     return table
+
+
+def receptive_field(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) of the input region that one central output value depends on, measured.
+
+    Back-propagate from the centre of the output map and see which input pixels get a gradient,
+    instead of trusting the formula r = r_prev + (k − 1)·∏strides.
+    """
+    # Several random inputs, so that a ReLU that happens to be off cannot hide a pixel.
+    x = torch.randn((8, *input_shape[1:]), requires_grad=True)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x)
+    finally:
+        model.train(was_training)
+    out[:, 0, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
+    touched = torch.nonzero(x.grad.abs().sum((0, 1)))
+    return tuple((touched.max(0).values - touched.min(0).values + 1).tolist())

@@ -146,8 +146,12 @@ def _make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, wei
 
 
 def _make_schedule(optimizer, name: str | None, lr: float, total_steps: int):
-    if name == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 1), pct_start=0.25)
+    if name == "onecycle" and total_steps >= 4:
+        # The warm-up phase needs at least two steps, or OneCycleLR divides by zero on tiny runs.
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
+                                                   pct_start=max(0.25, 2 / total_steps))
+    if name == "onecycle":  # fewer than four steps: no room for a cycle, keep the rate constant
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
     if name in (None, "constant"):
@@ -308,3 +312,32 @@ def _nan_message(epoch: int, step: int, opt, checkpoint: Path | None, bf16: bool
     saved = f" The last finished epoch is saved in {checkpoint}; resume with resume=True." if checkpoint else ""
     return (f"The training loss became NaN or infinite in epoch {epoch + 1}, by step {step + 1}. "
             f"Likely causes: {'; '.join(hints)}.{saved}")
+
+
+def steps_to_reach(model: nn.Module, loader, train_error: float, *, max_steps: int, lr: float = 0.01,
+                   momentum: float = 0.9, window: int = 20, seed: int = 0) -> int | None:
+    """Training steps until the error over the last ``window`` batches drops to ``train_error``.
+
+    This is the measure of Krizhevsky et al. 2012, Figure 1 (steps to 25% training error); None if
+    ``max_steps`` pass first. Plain SGD with momentum at a constant rate, so that only the model differs.
+    """
+    torch.manual_seed(seed)
+    device = getattr(loader, "device", None) or default_device()
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    recent: list[float] = []
+    step = 0
+    while step < max_steps:
+        for x, y in loader:
+            output = model(x)
+            loss = F.cross_entropy(output, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            recent = (recent + [(output.argmax(1) != y).float().mean().item()])[-window:]
+            if len(recent) == window and sum(recent) / window <= train_error:
+                return step
+            if step >= max_steps:
+                break
+    return None

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Table 1. An int is a 3×3 convolution with that many channels; "1x1:C" a 1×1 convolution (config C);
+# Table 1. An int is a 3×3 convolution with that many channels; "1x1:C" a 1×1 convolution (config C)
+# (any "kxk:C" works, e.g. "5x5:C" for the paper's §2.3 comparison with larger filters);
 # "M" a 2×2 max-pool; "LRN" local response normalisation (config A-LRN).
 CONFIGS: dict[str, list] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -31,7 +32,11 @@ def make_features(config: list, in_channels: int = 3, width: float = 1.0, batch_
         elif entry == "LRN":
             layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))  # AlexNet's settings (§2.1)
         else:
-            kernel, out = (1, int(entry.split(":")[1])) if isinstance(entry, str) else (3, entry)
+            if isinstance(entry, str):
+                size, out = entry.split(":")
+                kernel, out = int(size.split("x")[0]), int(out)
+            else:
+                kernel, out = 3, entry
             out = max(1, round(out * width))
             layers.append(nn.Conv2d(channels, out, kernel, padding=kernel // 2))
             if batch_norm:
@@ -46,12 +51,14 @@ class VGG(nn.Module):
 
     ``width`` scales every convolution's channels (D2L trains VGG-11 with width 1/4);
     ``hidden`` sets the FC width and ``pool_size`` the side of the adaptive pool before it.
+    ``config`` is a column name of Table 1 or a list in the same notation, for experiments.
     """
 
-    def __init__(self, config: str = "A", num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0,
+    def __init__(self, config: str | list = "A", num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0,
                  hidden: int = 4096, pool_size: int = 7, dropout: float = 0.5, batch_norm: bool = False):
         super().__init__()
-        self.features = make_features(CONFIGS[config], in_channels, width, batch_norm)
+        self.features = make_features(CONFIGS[config] if isinstance(config, str) else config, in_channels, width,
+                                      batch_norm)
         last = [m for m in self.features if isinstance(m, nn.Conv2d)][-1].out_channels
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
         self.classifier = nn.Sequential(
