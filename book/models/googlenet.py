@@ -109,6 +109,11 @@ class GoogLeNet(nn.Module):
         self.aux1 = AuxClassifier(self.blocks["inception4a"].out_channels, num_classes, width) if aux else None
         self.aux2 = AuxClassifier(self.blocks["inception4d"].out_channels, num_classes, width) if aux else None
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
+        for m in self.modules():  # He initialisation (the paper's was not published; PyTorch's default starts too quiet)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor):
         x = self.stem(x)

@@ -42,6 +42,10 @@ class NiN(nn.Module):
                                       nn.Linear(fc_hidden, num_classes))
         else:
             raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
+        for m in self.modules():  # He initialisation: with PyTorch's default, ten ReLU layers start nearly silent
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
