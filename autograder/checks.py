@@ -37,8 +37,14 @@ def uses(obj, prefixes: tuple[str, ...]) -> bool:
         if _from_any(obj, prefixes):
             return True
         names = _names(obj.__code__)
+        scope = dict(obj.__globals__)
+        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+            try:
+                scope[name] = cell.cell_contents
+            except ValueError:  # a closure cell not yet filled
+                pass
         for name in names:
-            value = obj.__globals__.get(name)
+            value = scope.get(name)
             if value is None:
                 continue
             if _from_any(value, prefixes):

@@ -52,6 +52,10 @@ def parse_junit(path: Path) -> dict[int, CellResult]:
             results[index] = CellResult(True)
             continue
         problem = problems[0]
+        died = any(p.get("name") == "kernel" and p.get("value") == "died" for p in case.iter("property"))
+        if died:
+            results[index] = CellResult(False, "kernel died")
+            continue
         message = (problem.get("message") or "") + "\n" + (problem.text or "")
         if problem.tag == "skipped":
             reason, detail = _classify(message)
@@ -66,7 +70,8 @@ def run_notebook(notebook: Path, cell_timeout: float, total_timeout: float, env:
     """pytest --nbval-lax on ``notebook``; every cell is executed even when earlier ones fail."""
     report = notebook.with_suffix(".junit.xml")
     report.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "--nbval-current-env",
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "autograder.nbval_plugin",
+               "--nbval-lax", "--nbval-current-env",
                f"--nbval-cell-timeout={cell_timeout}", f"--junitxml={report}", "-o", "junit_logging=no",
                "--rootdir", str(notebook.parent), str(notebook)]
     log = notebook.with_suffix(".log")
