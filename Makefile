@@ -3,7 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export BOOK_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+# Absolute, because notebook kernels run in their own folders.
+export BOOK_DATA_DIR := $(abspath $(or $(BOOK_DATA_DIR),$(wildcard ../shared/data)))
 
 .PHONY: book test lab chapters grade release bench serve clean
 
@@ -15,10 +16,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-book: $(STAMP)  ## build the HTML book into _build/html (never trains: execute_notebooks is off)
+site/node_modules/.package-lock.json: site/package.json site/package-lock.json
+	npm ci --prefix site --no-audit --no-fund --loglevel=error
+
+book: $(STAMP) site/node_modules/.package-lock.json  ## build the HTML book into _build/html (never trains)
+	$(BIN)/python site/collect.py
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
-test: $(STAMP)  ## the whole test suite: the library's tests, then every chapter top to bottom (smoke profile)
+test: book  ## the whole test suite (it checks the built site too), then every chapter top to bottom (smoke profile)
 	$(BIN)/python -m pytest tests
 	BOOK_PROFILE=smoke $(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		-p no:cacheprovider chapters
