@@ -29,6 +29,12 @@ def pages() -> list[Path]:
                   if p.name not in skip and not {"_static", "_sources", "_images"} & set(p.relative_to(SITE).parts))
 
 
+def wait_for_mathjax(page) -> None:
+    """Until MathJax 3 has typeset the page (its startup promise has settled)."""
+    page.wait_for_function("() => !!(window.MathJax && MathJax.startup && MathJax.startup.promise)", timeout=30_000)
+    page.evaluate("() => MathJax.startup.promise.then(() => true)")
+
+
 @pytest.fixture(scope="module")
 def server():
     if not (SITE / "intro.html").exists():
@@ -72,10 +78,10 @@ def test_every_page_loads_offline_with_images_and_formulas(server, browser):
 
         page.route("**/*", route)
         page.goto(f"{server}/{relative}", wait_until="networkidle")
-        has_math = page.evaluate("document.querySelectorAll('.math, div.math, span.math').length > 0")
+        # Sphinx includes MathJax exactly on the pages that have formulas.
+        has_math = page.evaluate("!!document.querySelector('script[src*=\"mathjax\"]')")
         if has_math:
-            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
-            page.evaluate("MathJax.startup.promise")
+            wait_for_mathjax(page)
             rendered = page.evaluate("document.querySelectorAll('mjx-container').length")
             if rendered == 0:
                 problems.append(f"{relative}: formulas present but MathJax rendered none")
@@ -98,10 +104,9 @@ def test_chapter_pages_render_math_offline(server, browser):
     """A test that can fail: the AlexNet chapter has formulas, and they must come out as MathJax output."""
     page = browser.new_page()
     page.goto(f"{server}/chapters/01_alexnet.html", wait_until="networkidle")
-    page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000)
-    page.evaluate("MathJax.startup.promise")
+    wait_for_mathjax(page)
     assert page.evaluate("document.querySelectorAll('mjx-container').length") >= 3
     scripts = page.evaluate("Array.from(document.scripts).map(s => s.src).filter(Boolean)")
-    assert any("vendor/mathjax/tex-chtml.js" in s for s in scripts)
+    assert any("_static/mathjax/tex-chtml.js" in s for s in scripts)
     assert all(urlparse(s).hostname in ("127.0.0.1", "localhost") for s in scripts), scripts
     page.close()
