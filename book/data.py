@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
+from PIL import Image
 from torchvision.datasets.utils import check_integrity, extract_archive
 from torchvision.transforms.v2 import functional as TF
 
@@ -173,15 +174,22 @@ def _imagenette_folder(split: str) -> Path:
     return _imagenette_folder(split)
 
 
+def _decode(path: str, resolution: int) -> torch.Tensor:
+    """One JPEG as uint8 (3, resolution, resolution): shorter side resized, then centre-cropped.
+
+    Decoded with PIL, torchvision's default loader, once at load time (never in the training loop)."""
+    with Image.open(path) as image:
+        pixels = TF.pil_to_tensor(image.convert("RGB"))
+    return TF.center_crop(TF.resize(pixels, resolution, antialias=True), [resolution, resolution])
+
+
 def _decode_folder(folder: Path, resolution: int) -> ImageSet:
     from tqdm.auto import tqdm
 
     listing = torchvision.datasets.ImageFolder(str(folder))
     images = torch.empty(len(listing.samples), 3, resolution, resolution, dtype=torch.uint8)
     for i, (path, _) in enumerate(tqdm(listing.samples, desc=f"decoding {folder.parent.name}/{folder.name}")):
-        image = torchvision.io.decode_image(path, mode=torchvision.io.ImageReadMode.RGB)
-        image = TF.resize(image, resolution, antialias=True)  # shorter side, as ImageNet pipelines do
-        images[i] = TF.center_crop(image, [resolution, resolution])
+        images[i] = _decode(path, resolution)
     labels = torch.tensor(listing.targets)
     return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
 
@@ -205,17 +213,18 @@ def imagenette_samples(per_class: int = 6, resolution: int = 96, split: str = "v
     listing = torchvision.datasets.ImageFolder(str(_imagenette_folder(split)))
     chosen = [next(i for i, (_, label) in enumerate(listing.samples) if label == c) + k
               for c in range(len(listing.classes)) for k in range(per_class)]
-    images = torch.stack([TF.center_crop(TF.resize(torchvision.io.decode_image(
-        listing.samples[i][0], mode=torchvision.io.ImageReadMode.RGB), resolution, antialias=True),
-        [resolution, resolution]) for i in chosen])
+    images = torch.stack([_decode(listing.samples[i][0], resolution) for i in chosen])
     labels = torch.tensor([listing.samples[i][1] for i in chosen])
     return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
 
 
-def imagenette(split: str = "train", resolution: int = 64) -> ImageSet:
-    """Imagenette v2: 10 easy ImageNet classes (9,469 train, 3,925 val), decoded once at ``resolution``."""
+def imagenette(split: str = "train", resolution: int = 64, per_class: int | None = None) -> ImageSet:
+    """Imagenette v2: 10 easy ImageNet classes (9,469 train, 3,925 val), decoded once at ``resolution``
+    and cached as a tensor file. With ``per_class``, only that many images of each class are decoded."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
+    if per_class is not None:
+        return imagenette_samples(per_class, int(resolution), split)
     return _imagenette(split, int(resolution))
 
 

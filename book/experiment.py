@@ -40,7 +40,8 @@ def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fash
         channels, num_classes = 1, 10
     elif dataset == "imagenette":
         side = max(rec.resolution, 64) if prof.small_models else min(rec.resolution + rec.resolution // 7, 256)
-        train_set, test_set = data.imagenette("train", side), data.imagenette("val", side)
+        train_set = data.imagenette("train", side, per_class=prof.train_per_class)
+        test_set = data.imagenette("val", side, per_class=prof.test_per_class)
         channels, num_classes = 3, 10
         rec = replace(rec, augment="crop")
     else:

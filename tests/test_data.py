@@ -103,3 +103,20 @@ def test_random_resized_crop_shape_synthetic():
 def test_imagenette_reads_real_mirror_layout():
     folder = data._imagenette_folder("val")
     assert folder.is_dir() and len(list(folder.iterdir())) == 10
+
+
+def test_imagenette_is_decoded_once_and_cached_as_a_tensor(isolated_data):
+    """A small mirror made of real Imagenette files (2 per class): decoded, cached, read back."""
+    mirror, cache = isolated_data
+    source = real_data_dir() / "imagenette2-224" / "val"
+    for wnid in sorted(p.name for p in source.iterdir()):
+        target = mirror / "imagenette2-224" / "val" / wnid
+        target.mkdir(parents=True)
+        for jpeg in sorted((source / wnid).iterdir())[:2]:
+            shutil.copy(jpeg, target / jpeg.name)
+    first = data.imagenette("val", resolution=40)
+    assert first.images.shape == (20, 3, 40, 40) and first.class_counts() == [2] * 10
+    assert (cache / "imagenette2-224_val_40px.pt").exists()
+    data._imagenette.cache_clear()
+    second = data.imagenette("val", resolution=40)  # from the tensor file this time
+    assert torch.equal(first.images, second.images) and first.classes[0] == "tench"

@@ -91,3 +91,14 @@ def test_command_line_missing_data_is_a_clear_error(tmp_path):
                             cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 2
     assert "BOOK_DATA_DIR" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_imagenette_experiment_runs_in_the_smoke_profile():
+    """The gpu profile's Imagenette path, exercised small on the CPU with real Imagenette images."""
+    from book.experiment import prepare, run
+
+    experiment = prepare("resnet18", "smoke", dataset="imagenette")
+    assert experiment.train.dataset_size == 300 and experiment.train.images.shape[1] == 3
+    assert experiment.train.classes[0] == "tench"
+    history = run(experiment, progress=False, live_plot=False)
+    assert len(history.records) == 1 and 0 <= history.final_val_acc <= 1
