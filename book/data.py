@@ -228,9 +228,6 @@ def imagenette(split: str = "train", resolution: int = 64, per_class: int | None
     return _imagenette(split, int(resolution))
 
 
-DATASETS = {"fashion-mnist": (fashion_mnist, ("train", "test")), "imagenette": (imagenette, ("train", "val"))}
-
-
 def clear_cache() -> None:
     """Forget decoded data sets (in memory) and remove unpacked files from the cache folder."""
     _fashion_mnist.cache_clear()

@@ -169,6 +169,7 @@ def receptive_field(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int
         out = model(x)
     finally:
         model.train(was_training)
-    out[:, 0, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
+    # Every channel at the centre: a single channel can be switched off by its ReLU for all inputs.
+    out[:, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
     touched = torch.nonzero(x.grad.abs().sum((0, 1)))
     return tuple((touched.max(0).values - touched.min(0).values + 1).tolist())

@@ -15,11 +15,9 @@ def isolated_data(tmp_path, monkeypatch):
     mirror.mkdir()
     monkeypatch.setenv("BOOK_DATA_DIR", str(mirror))
     monkeypatch.setenv("BOOK_CACHE_DIR", str(cache))
-    data._fashion_mnist.cache_clear()
-    data._imagenette.cache_clear()
+    data.clear_cache()
     yield mirror, cache
-    data._fashion_mnist.cache_clear()
-    data._imagenette.cache_clear()
+    data.clear_cache()
 
 
 _REAL_DATA_DIR = os.environ.get("BOOK_DATA_DIR")  # read before any test changes it

@@ -36,3 +36,14 @@ def test_count_keeps_training_mode():
     summary.count(model, (1, 1, 8, 8))
     assert not model.training
     assert torch.is_grad_enabled()
+
+
+def test_receptive_field_is_measured_not_assumed():
+    from book.models.vgg import make_features
+
+    for seed in range(20):  # random weights: no seed may leave the centre without a gradient
+        torch.manual_seed(seed)
+        assert summary.receptive_field(make_features([8, 8], in_channels=8), (1, 8, 24, 24)) == (5, 5)
+    assert summary.receptive_field(nn.Conv2d(2, 2, 7, padding=3), (1, 2, 24, 24)) == (7, 7)
+    strided = nn.Sequential(nn.Conv2d(1, 1, 3, 2, 1), nn.Conv2d(1, 1, 3, 1, 1))
+    assert summary.receptive_field(strided, (1, 1, 33, 33)) == (7, 7)  # 3 + (3 − 1)·2

@@ -74,7 +74,7 @@ def build(name: str, num_classes: int = 1000, in_channels: int = 3, **options) -
         raise KeyError(f"unknown model {name!r}; choose one of: {', '.join(names())}")
     if name in ("lenet", "lenet_bn") and in_channels == 3 and num_classes == 1000:
         num_classes, in_channels = 10, 1  # LeNet has no ImageNet configuration
-    if name == "coatnet" and options.get("image_size", 224) < 224 and "name" not in options:
+    if name == "coatnet" and options.get("image_size", 224) < 224:  # CoAtNet-0 is too wide for small images
         return coatnet("coatnet_tiny", num_classes, in_channels, **options)
     return _BUILDERS[name](num_classes=num_classes, in_channels=in_channels, **options)
 
