@@ -94,12 +94,12 @@ def status_of(injected, run) -> str:
     return "; ".join(notes) or "ok"
 
 
-def grade_one(source_path: Path, student: str, path: Path, work: Path, cell_timeout: float) -> dict:
+def grade_one(source: nbformat.NotebookNode, homework: str, student: str, path: Path, work: Path,
+              cell_timeout: float) -> dict:
     """Every step for one student; never raises for a bad submission."""
-    source = nbformat.read(source_path, as_version=4)
     questions = cells.questions(source)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    base = {"student": student, "submission": str(path), "sha256": digest, "homework": source_path.stem,
+    base = {"student": student, "submission": str(path), "sha256": digest, "homework": homework,
             "version": RESULT_VERSION, "max_points": sum(q.points for q in questions)}
     notebook, problem = load(path)
     if notebook is None:
@@ -108,7 +108,7 @@ def grade_one(source_path: Path, student: str, path: Path, work: Path, cell_time
     injected = inject(source, notebook)
     folder = work / student
     folder.mkdir(parents=True, exist_ok=True)
-    graded = folder / f"{source_path.stem}.ipynb"
+    graded = folder / f"{homework}.ipynb"
     nbformat.write(injected.notebook, graded)
     code_cells = sum(1 for c in injected.notebook.cells if c.cell_type == "code")
     run = run_notebook(graded, cell_timeout, total_timeout=60 + cell_timeout * code_cells)
@@ -123,6 +123,7 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     from tqdm.auto import tqdm
 
     source_path = find_source(homework)
+    source = nbformat.read(source_path, as_version=4)  # read once, shared by every student's grading
     students = collect(submissions)
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +142,7 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     try:
         def one(item):
             student, path = item
-            result = grade_one(source_path, student, path, work, cell_timeout)
+            result = grade_one(source, source_path.stem, student, path, work, cell_timeout)
             report.write_student(result, out)  # written as soon as known: an interrupted run resumes here
             return result
 
@@ -154,5 +155,5 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ordered = [results[s] for s in sorted(results)]
-    report.write_summary(ordered, cells.questions(nbformat.read(source_path, as_version=4)), out)
+    report.write_summary(ordered, cells.questions(source), out)
     return ordered
