@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,11 +151,9 @@ def _make_schedule(optimizer, name: str | None, lr: float, total_steps: int):
         # The warm-up phase needs at least two steps, or OneCycleLR divides by zero on tiny runs.
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps,
                                                    pct_start=max(0.25, 2 / total_steps))
-    if name == "onecycle":  # fewer than four steps: no room for a cycle, keep the rate constant
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    if name in (None, "constant"):
+    if name in (None, "constant", "onecycle"):  # a run of under four steps has no room for a cycle
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'constant', not {name!r}")
 
@@ -188,7 +187,6 @@ class _LivePlot:
 
 def _bar_interval() -> float:
     """Redraw often on a terminal or in a notebook; rarely when stderr is a log file."""
-    import sys
     return 0.1 if _in_notebook() or sys.stderr.isatty() else 10.0
 
 
