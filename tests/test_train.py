@@ -102,3 +102,18 @@ def test_imagenette_experiment_runs_in_the_smoke_profile():
     assert experiment.train.classes[0] == "tench"
     history = run(experiment, progress=False, live_plot=False)
     assert len(history.records) == 1 and 0 <= history.final_val_acc <= 1
+
+
+@pytest.mark.parametrize("name", ["lenet_bn", "alexnet", "vgg11", "nin", "googlenet", "resnet18", "densenet121", "vit",
+                                  "coatnet"])
+def test_gpu_profile_recipes_build_and_step_on_the_cpu(name):
+    """No GPU here: check that each gpu-profile recipe (paper model, D2L resolution) builds and trains a step."""
+    from book.experiment import prepare
+
+    experiment = prepare(name, "gpu", device="cpu")
+    x, y = next(iter(experiment.train))
+    assert x.shape[-1] == experiment.recipe.resolution
+    output = experiment.model(x[:2])
+    logits = output[0] if isinstance(output, tuple) else output
+    assert logits.shape == (2, 10)
+    torch.nn.functional.cross_entropy(logits, y[:2]).backward()
