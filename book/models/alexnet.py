@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .init import he_init
+
 
 def _scaled(channels: int, width: float, groups: int) -> int:
     """Channels times ``width``, kept a multiple of ``groups`` so that the towers stay equal."""
@@ -52,13 +54,13 @@ class AlexNet(nn.Module):
         # Each activation gets its standard initialisation (He et al. 2015 for ReLU, Glorot & Bengio 2010
         # for tanh), so that a comparison of the two measures the non-linearity and not a poor start.
         # (The paper drew every weight from N(0, 0.01), which trains only with its hand-set biases.)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                if activation == "relu":
-                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                else:
+        if activation == "relu":
+            he_init(self)
+        else:
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
                     nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain("tanh"))
-                nn.init.zeros_(m.bias)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .init import he_init
+
 # Table 1, one row per inception block: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
 # The input channels of each row are the sum of the previous row's four outputs.
 INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -109,11 +111,7 @@ class GoogLeNet(nn.Module):
         self.aux1 = AuxClassifier(self.blocks["inception4a"].out_channels, num_classes, width) if aux else None
         self.aux2 = AuxClassifier(self.blocks["inception4d"].out_channels, num_classes, width) if aux else None
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
-        for m in self.modules():  # He initialisation (the paper's was not published; PyTorch's default starts too quiet)
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        he_init(self, (nn.Conv2d,))  # the paper's initialisation was not published
 
     def forward(self, x: torch.Tensor):
         x = self.stem(x)

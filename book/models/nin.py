@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .init import he_init
+
 
 def mlpconv(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
             pointwise: int = 2) -> nn.Sequential:
@@ -42,10 +44,7 @@ class NiN(nn.Module):
                                       nn.Linear(fc_hidden, num_classes))
         else:
             raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
-        for m in self.modules():  # He initialisation: with PyTorch's default, ten ReLU layers start nearly silent
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-                nn.init.zeros_(m.bias)
+        he_init(self)  # with PyTorch's default initialisation, ten ReLU layers start nearly silent
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
