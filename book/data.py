@@ -183,14 +183,20 @@ def _decode(path: str, resolution: int) -> torch.Tensor:
     return TF.center_crop(TF.resize(pixels, resolution, antialias=True), [resolution, resolution])
 
 
-def _decode_folder(folder: Path, resolution: int) -> ImageSet:
+def _decode_folder(folder: Path, resolution: int, per_class: int | None = None) -> ImageSet:
+    """Every image of an ImageFolder split, or the first ``per_class`` of each class, as one uint8 tensor."""
     from tqdm.auto import tqdm
 
     listing = torchvision.datasets.ImageFolder(str(folder))
-    images = torch.empty(len(listing.samples), 3, resolution, resolution, dtype=torch.uint8)
-    for i, (path, _) in enumerate(tqdm(listing.samples, desc=f"decoding {folder.parent.name}/{folder.name}")):
+    samples = listing.samples
+    if per_class is not None:  # the first files of each class, in ImageFolder's sorted order
+        samples = [sample for c in range(len(listing.classes))
+                   for sample in [item for item in samples if item[1] == c][:per_class]]
+    images = torch.empty(len(samples), 3, resolution, resolution, dtype=torch.uint8)
+    for i, (path, _) in enumerate(tqdm(samples, desc=f"decoding {folder.parent.name}/{folder.name}",
+                                       disable=per_class is not None)):
         images[i] = _decode(path, resolution)
-    labels = torch.tensor(listing.targets)
+    labels = torch.tensor([label for _, label in samples])
     return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
 
 
@@ -210,12 +216,7 @@ def _imagenette(split: str, resolution: int) -> ImageSet:
 
 def imagenette_samples(per_class: int = 6, resolution: int = 96, split: str = "val") -> ImageSet:
     """A few images of every Imagenette class, decoded directly: for pictures, not training."""
-    listing = torchvision.datasets.ImageFolder(str(_imagenette_folder(split)))
-    chosen = [next(i for i, (_, label) in enumerate(listing.samples) if label == c) + k
-              for c in range(len(listing.classes)) for k in range(per_class)]
-    images = torch.stack([_decode(listing.samples[i][0], resolution) for i in chosen])
-    labels = torch.tensor([listing.samples[i][1] for i in chosen])
-    return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
+    return _decode_folder(_imagenette_folder(split), resolution, per_class)
 
 
 def imagenette(split: str = "train", resolution: int = 64, per_class: int | None = None) -> ImageSet:

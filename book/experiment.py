@@ -36,7 +36,8 @@ def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fash
         rec = replace(rec, epochs=epochs)
     device = torch.device(device or default_device())
     if dataset == "fashion-mnist":
-        train_set, test_set = data.fashion_mnist("train"), data.fashion_mnist("test")
+        train_set = data.fashion_mnist("train").per_class(prof.train_per_class)
+        test_set = data.fashion_mnist("test").per_class(prof.test_per_class)
         channels, num_classes = 1, 10
     elif dataset == "imagenette":
         side = max(rec.resolution, 64) if prof.small_models else min(rec.resolution + rec.resolution // 7, 256)
@@ -46,8 +47,6 @@ def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fash
         rec = replace(rec, augment="crop")
     else:
         raise ValueError(f"dataset must be 'fashion-mnist' or 'imagenette', not {dataset!r}")
-    train_set = train_set.per_class(prof.train_per_class)
-    test_set = test_set.per_class(prof.test_per_class)
 
     seed_everything(seed)
     options = {**dict(rec.options), **model_options}
