@@ -3,11 +3,17 @@
 ``{"grader": {"id": "q1", "kind": KIND, ...}}`` where KIND is one of
 
 - ``"answer"``: the student's cell. Code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` is the
-  instructor's solution, replaced on release.
+  instructor's solution, replaced on release. ``"rule": "own-model"`` forbids ``book.models`` and
+  ``torchvision.models``; ``"rule": "formula"`` forbids torch, torchvision and book (see ``rules.py``).
 - ``"visible"``: a test the student sees and can run.
-- ``"hidden"``: a test only the grader runs; it carries ``points`` and the ``message`` the student reads
-  when it fails. The hidden test's code is never shown.
+- ``"probe"`` (with ``"test": NAME``): runs in the student's sandboxed kernel, after the question's cells.
+  It calls the answer on the grader's inputs (``autograder.probe.inputs``) and exports plain data
+  (``autograder.probe.export``). Never released.
+- ``"judge"`` (with ``"test": NAME``, ``"points"`` and ``"message"``): runs in the trusted grader
+  process, never in a sandbox. Its code defines ``inputs(rng)`` (optional) and ``judge(inputs, out)``;
+  the points come from here. Never released, never shown.
 
+Every probe has exactly one judge of the same question and test name, and the other way round.
 Cells without grader metadata (prose, setup code) pass through unchanged.
 """
 
@@ -17,57 +23,96 @@ from dataclasses import dataclass
 
 import nbformat
 
-KINDS = ("answer", "visible", "hidden")
+KINDS = ("answer", "visible", "probe", "judge")
+RULES = ("own-model", "formula")
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
+class FormatError(ValueError):
+    """An instructor notebook that cannot be graded safely; the message names the cell."""
+
+
 def info(cell) -> dict:
     """The grader metadata of a cell, or {}."""
-    return dict(cell.get("metadata", {}).get("grader", {}))
+    meta = cell.get("metadata", {}).get("grader", {})
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 @dataclass(frozen=True)
-class HiddenTest:
+class Test:
     question: str
-    index: int          # position among the question's hidden tests
+    name: str
     points: float
     message: str
-    source: str
+    probe: str      # code for the student's kernel
+    judge: str      # code for the trusted grader
 
     @property
     def key(self) -> str:
-        return f"{self.question}/hidden{self.index}"
+        return f"{self.question}.{self.name}"
 
 
 @dataclass(frozen=True)
 class Question:
     id: str
-    hidden: tuple[HiddenTest, ...]
+    tests: tuple[Test, ...]
+    rule: str | None = None
 
     @property
     def points(self) -> float:
-        return sum(t.points for t in self.hidden)
+        return sum(t.points for t in self.tests)
 
 
-def questions(source: nbformat.NotebookNode) -> list[Question]:
-    """The questions of an instructor notebook, in order, each with its hidden tests."""
+def questions(source: nbformat.NotebookNode, where: str = "the instructor notebook") -> list[Question]:
+    """The questions of an instructor notebook, in order, each with its probe/judge tests."""
     order: list[str] = []
-    hidden: dict[str, list[HiddenTest]] = {}
-    for cell in source.cells:
+    rules: dict[str, str | None] = {}
+    probes: dict[tuple[str, str], str] = {}
+    judges: dict[tuple[str, str], dict] = {}
+    for number, cell in enumerate(source.cells):
         meta = info(cell)
         if not meta:
             continue
-        if meta.get("kind") not in KINDS or not meta.get("id"):
-            raise ValueError(f"grader metadata needs an id and a kind in {KINDS}: {meta}")
-        qid = meta["id"]
+        here = f"{where}, cell {number}"
+        kind, qid = meta.get("kind"), meta.get("id")
+        if kind not in KINDS or not isinstance(qid, str) or not qid:
+            raise FormatError(f"{here}: grader metadata needs an id and a kind in {KINDS}: {meta}")
         if qid not in order:
             order.append(qid)
-        if meta["kind"] == "hidden":
-            tests = hidden.setdefault(qid, [])
-            tests.append(HiddenTest(qid, len(tests), float(meta.get("points", 1)),
-                                    meta.get("message", "A hidden test failed."), cell.source))
-    missing = [q for q in order if not hidden.get(q)]
-    if missing:
-        raise ValueError(f"questions without hidden tests (they could never score): {missing}")
-    return [Question(q, tuple(hidden[q])) for q in order]
+        if kind == "answer":
+            rule = meta.get("rule")
+            if rule is not None and rule not in RULES:
+                raise FormatError(f"{here}: unknown rule {rule!r}; known: {RULES}")
+            rules[qid] = rule
+        if kind in ("probe", "judge"):
+            name = meta.get("test")
+            if not isinstance(name, str) or not name.isidentifier():
+                raise FormatError(f"{here}: a {kind} needs a test name (an identifier): {meta}")
+            table = probes if kind == "probe" else judges
+            if (qid, name) in table:
+                raise FormatError(f"{here}: a second {kind} for {qid}.{name}")
+            if kind == "probe":
+                if f'"{qid}.{name}"' not in cell.source:
+                    raise FormatError(f'{here}: the probe must call inputs/export with the key "{qid}.{name}"')
+                probes[(qid, name)] = cell.source
+            else:
+                points = meta.get("points")
+                if not isinstance(points, (int, float)) or isinstance(points, bool) or points <= 0:
+                    raise FormatError(f"{here}: a judge needs positive points: {meta}")
+                if "def judge(" not in cell.source:
+                    raise FormatError(f"{here}: a judge cell must define judge(inputs, out)")
+                judges[(qid, name)] = {"points": float(points), "source": cell.source,
+                                       "message": str(meta.get("message", "A hidden test failed."))}
+    unpaired = sorted(set(probes) ^ set(judges))
+    if unpaired:
+        raise FormatError(f"{where}: every probe needs a judge and every judge a probe; unpaired: "
+                          + ", ".join(f"{q}.{n}" for q, n in unpaired))
+    result = []
+    for qid in order:
+        tests = tuple(Test(q, n, j["points"], j["message"], probes[(q, n)], j["source"])
+                      for (q, n), j in judges.items() if q == qid)
+        if not tests:
+            raise FormatError(f"{where}: question {qid} has no judged test (it could never score)")
+        result.append(Question(qid, tests, rules.get(qid)))
+    return result

@@ -6,45 +6,69 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import cells
 from . import grade as grading
 from . import release as releasing
+from . import sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Release and grade homework.")
     commands = parser.add_subparsers(dest="command", required=True)
-    rel = commands.add_parser("release", help="write student notebooks into homework/ from autograder/source/")
-    rel.add_argument("sources", nargs="*", type=Path, help="default: every autograder/source/*.ipynb")
+    rel = commands.add_parser("release", help="write student notebooks into homework/ from the instructor sources")
+    rel.add_argument("sources", nargs="*", type=Path, help="default: every SOURCE/*.ipynb")
+    rel.add_argument("--source", type=Path, default=releasing.SOURCE_DIR,
+                     help="folder of instructor notebooks (default: autograder/source/, the examples)")
     rel.add_argument("--out", type=Path, default=releasing.HOMEWORK_DIR)
-    rel.add_argument("--check", action="store_true", help="write nothing; exit 1 if homework/ is out of date")
-    gr = commands.add_parser("grade", help="grade submissions against the hidden tests")
+    rel.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output is out of date")
+    gr = commands.add_parser("grade", help="grade submissions: probes in a sandbox, judges outside it")
     gr.add_argument("homework", help="e.g. hw1_alexnet, or a path to an instructor notebook")
     gr.add_argument("submissions", nargs="+", type=Path, help="notebooks or folders of notebooks")
+    gr.add_argument("--source", type=Path, default=releasing.SOURCE_DIR,
+                    help="folder of instructor notebooks (default: autograder/source/)")
     gr.add_argument("--out", type=Path, required=True)
-    gr.add_argument("--workers", type=int, default=1)
+    gr.add_argument("--workers", type=int, default=2)
     gr.add_argument("--timeout", type=float, default=30, help="seconds per cell")
+    gr.add_argument("--memory-gib", type=float, default=4, help="address-space limit of each run")
+    gr.add_argument("--output-cap", type=int, default=1_000_000, help="bytes of output read before a run is stopped")
+    gr.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (grades are NOT trustworthy)")
     args = parser.parse_args(argv)
 
-    if args.command == "release":
-        if args.check:
-            stale = releasing.stale(args.sources or None, args.out)
-            if stale:
-                print(f"homework/ is out of date for: {', '.join(stale)}. Run: python -m autograder release",
-                      file=sys.stderr)
-                return 1
-            print("homework/ is up to date")
-            return 0
-        for path in releasing.release(args.sources or None, args.out):
-            print(f"wrote {path}")
-        return 0
-
     try:
-        results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout)
-    except FileNotFoundError as error:
+        if args.command == "release":
+            return _release(args)
+        if args.no_sandbox:
+            print("WARNING: --no-sandbox: student code runs with your permissions and can change its own "
+                  "grade and others'. These grades are not trustworthy.", file=sys.stderr)
+        else:
+            sandbox.check_available()
+        limits = sandbox.Limits(memory=int(args.memory_gib * 2**30), output=args.output_cap)
+        results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
+                                source_dir=args.source, sandbox=not args.no_sandbox, limits=limits)
+    except (FileNotFoundError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: every run was stopped and its folder removed; run the same command to resume",
+              file=sys.stderr)
+        return 130
     for r in results:
         print(f"{r['student']:<30} {r['total']:>5g} / {r['max_points']:<5g} {r['status']}")
     print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.json'}, {args.out / 'histogram.png'}, "
           f"and per-student results/ and feedback/")
+    return 0
+
+
+def _release(args) -> int:
+    paths = args.sources or None
+    if args.check:
+        stale = releasing.stale(paths, args.out, args.source)
+        if stale:
+            print(f"{args.out} is out of date for: {', '.join(stale)}. Run: python -m autograder release",
+                  file=sys.stderr)
+            return 1
+        print(f"{args.out} is up to date")
+        return 0
+    for path in releasing.release(paths, args.out, args.source):
+        print(f"wrote {path}")
     return 0

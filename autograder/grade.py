@@ -1,33 +1,50 @@
-"""Grade many submissions: one fresh process and kernel each, in parallel, resumable."""
+"""Grade many submissions: each in its own sandboxed run, judged outside it, resumable, tamper-proof.
+
+Per student: load → own-code rules (AST, trusted side) → inject probes → run in the sandbox (pytest +
+nbval, one fresh kernel) → judges read the exported data (trusted side) → points → signed result.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 import shutil
+import signal
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import nbformat
 
-from . import cells, report
+from . import cells, report, rules
 from .inject import inject
+from .judging import Judge
 from .release import SOURCE_DIR
-from .run import run_notebook
+from .run import NOTEBOOK, RunResult, run_notebook
+from .sandbox import Limits, Runner
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2
+SUBMISSION_CAP = 16 * 1024 * 1024   # bytes; a larger notebook is refused unread
+TEMP_PREFIX = "autograder-run-"
 
 
-def find_source(homework: str) -> Path:
-    """``hw1_alexnet`` (or a path) → the instructor notebook."""
+class Interrupted(Exception):
+    pass
+
+
+def find_source(homework: str, source_dir: Path = SOURCE_DIR) -> Path:
+    """``hw1_alexnet`` (or a path) → the instructor notebook in ``source_dir``."""
     path = Path(homework)
     if path.suffix == ".ipynb" and path.exists():
         return path
-    candidate = SOURCE_DIR / f"{path.stem}.ipynb"
+    candidate = Path(source_dir) / f"{path.stem}.ipynb"
     if not candidate.exists():
-        known = ", ".join(p.stem for p in sorted(SOURCE_DIR.glob("*.ipynb")))
-        raise FileNotFoundError(f"no instructor notebook for {homework!r}; known homework: {known}")
+        known = ", ".join(p.stem for p in sorted(Path(source_dir).glob("*.ipynb"))) or "none"
+        raise FileNotFoundError(f"no instructor notebook for {homework!r} in {source_dir}; known homework: {known}")
     return candidate
 
 
@@ -35,12 +52,12 @@ def collect(submissions: list[Path]) -> dict[str, Path]:
     """Student name → notebook. A folder contributes every .ipynb below it; the name is the file's stem."""
     found: dict[str, Path] = {}
     for item in submissions:
+        if not item.exists():
+            raise FileNotFoundError(f"submission {item} does not exist")
         paths = sorted(item.rglob("*.ipynb")) if item.is_dir() else [item]
         for path in paths:
-            if ".ipynb_checkpoints" in path.parts:
+            if ".ipynb_checkpoints" in path.parts or path.is_symlink():
                 continue
-            if not path.exists():
-                raise FileNotFoundError(f"submission {path} does not exist")
             name = path.stem
             if name in found and found[name] != path:
                 name = "_".join(path.with_suffix("").parts[-2:])  # same stem in two folders: keep both
@@ -50,6 +67,8 @@ def collect(submissions: list[Path]) -> dict[str, Path]:
 
 def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     """The submission as a notebook, or None and why it cannot be read."""
+    if path.stat().st_size > SUBMISSION_CAP:
+        return None, f"invalid notebook: larger than {SUBMISSION_CAP // 2**20} MiB"
     try:
         notebook = nbformat.read(path, as_version=4)
     except Exception as error:  # invalid JSON, wrong schema, unreadable bytes
@@ -59,101 +78,187 @@ def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     return notebook, ""
 
 
-def score(questions: list[cells.Question], injected, run) -> dict:
-    """Points per question from the per-cell verdicts, plus the messages the student may read."""
-    per_question = {q.id: {"points": 0.0, "max": q.points, "passed": [], "failed": []} for q in questions}
-    for index, test in injected.hidden_at.items():
-        verdict = run.cells.get(index)
-        entry = per_question[test.question]
-        if verdict is not None and verdict.passed:
-            entry["points"] += test.points
-            entry["passed"].append(test.key)
-        else:
-            entry["failed"].append({"test": test.key, "points": test.points, "message": test.message,
-                                    "reason": verdict.reason if verdict else "not run"})
+# --------------------------------------------------------------------------- the key and signed results
+
+def grader_key(out: Path) -> bytes:
+    """The run's secret: signs results and seeds the probes' inputs. Kept in ``out``, which no sandbox sees."""
+    folder = out / ".grader"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / "key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def seed_for(key: bytes, test: cells.Test) -> int:
+    return int.from_bytes(hmac.new(key, f"inputs:{test.key}".encode(), hashlib.sha256).digest()[:8], "big")
+
+
+def sign(result: dict, key: bytes) -> dict:
+    body = json.dumps({k: v for k, v in result.items() if k != "hmac"}, sort_keys=True)
+    return {**result, "hmac": hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}
+
+
+def verified(result: dict, key: bytes) -> bool:
+    return isinstance(result, dict) and hmac.compare_digest(str(result.get("hmac", "")), sign(result, key)["hmac"])
+
+
+# --------------------------------------------------------------------------- one student
+
+def empty_questions(questions: list[cells.Question]) -> dict:
+    return {q.id: {"points": 0.0, "max": q.points, "passed": [], "failed": []} for q in questions}
+
+
+def score(questions: list[cells.Question], verdicts: dict, injected, run: RunResult, broken: dict) -> dict:
+    """Points per question from the judges' verdicts; an own-code violation zeroes its question."""
+    per_question = empty_questions(questions)
+    for question in questions:
+        entry = per_question[question.id]
+        for test in question.tests:
+            verdict = verdicts[test.key]
+            if verdict.passed and question.id not in broken:
+                entry["points"] += test.points
+                entry["passed"].append(test.key)
+            else:
+                entry["failed"].append({"test": test.key, "points": test.points, "message": test.message,
+                                        "detail": verdict.detail})   # detail: instructor only
+        if question.id in broken:
+            entry["rule_violations"] = broken[question.id]
     for index, qid in injected.answer_at.items():
-        verdict = run.cells.get(index)
-        if verdict is not None and not verdict.passed:
-            per_question[qid]["answer_error"] = verdict.detail or verdict.reason
+        cell = run.cells.get(index)
+        if cell is not None and not cell.passed and qid in per_question:
+            per_question[qid]["answer_error"] = cell.error or "the cell did not finish"
     return per_question
 
 
-def status_of(injected, run) -> str:
-    notes = []
-    reasons = {v.reason for v in run.cells.values() if not v.passed}
-    if run.timed_out:
-        notes.append("timeout: the whole notebook ran too long")
-    if run.crashed:
-        notes.append("grader error: " + run.crashed.splitlines()[0][:200])
-    if "timeout" in reasons:
-        notes.append("timeout in a cell")
-    if "kernel died" in reasons:
-        notes.append("kernel died")
-    if injected.missing_answers:
-        notes.append("answer cell missing: " + ", ".join(injected.missing_answers))
-    return "; ".join(notes) or "ok"
-
-
-def grade_one(source: nbformat.NotebookNode, homework: str, student: str, path: Path, work: Path,
-              cell_timeout: float) -> dict:
+def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, path: Path, work: Path,
+              runner: Runner, cell_timeout: float, source_digest: str) -> dict:
     """Every step for one student; never raises for a bad submission."""
-    questions = cells.questions(source)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     base = {"student": student, "submission": str(path), "sha256": digest, "homework": homework,
-            "version": RESULT_VERSION, "max_points": sum(q.points for q in questions)}
+            "source_sha256": source_digest, "version": RESULT_VERSION,
+            "max_points": sum(q.points for q in questions)}
     notebook, problem = load(path)
     if notebook is None:
-        return {**base, "status": problem, "total": 0.0,
-                "questions": {q.id: {"points": 0.0, "max": q.points, "passed": [], "failed": []} for q in questions}}
-    injected = inject(source, notebook)
-    folder = work / student
-    folder.mkdir(parents=True, exist_ok=True)
-    graded = folder / f"{homework}.ipynb"
-    nbformat.write(injected.notebook, graded)
+        return {**base, "status": problem, "total": 0.0, "questions": empty_questions(questions)}
+    code = [str(c.get("source", "")) for c in notebook.cells if c.get("cell_type") == "code"]
+    answers = {cells.info(c).get("id"): str(c.get("source", "")) for c in notebook.cells
+               if c.get("cell_type") == "code" and cells.info(c).get("kind") == "answer"}
+    broken = {q.id: found for q in questions if q.id in answers
+              if (found := rules.violations(q.rule, answers[q.id], code))}
+    injected = inject(questions, notebook)
+    work.mkdir(parents=True)
+    nbformat.write(injected.notebook, work / NOTEBOOK)
+    for judge in judges.values():
+        judge.write_inputs(work)
     code_cells = sum(1 for c in injected.notebook.cells if c.cell_type == "code")
-    run = run_notebook(graded, cell_timeout, total_timeout=60 + cell_timeout * code_cells)
-    per_question = score(questions, injected, run)
-    return {**base, "status": status_of(injected, run), "questions": per_question,
-            "total": sum(q["points"] for q in per_question.values())}
+    run = run_notebook(runner, work, cell_timeout, total_timeout=60 + cell_timeout * code_cells)
+    if runner.closed:
+        raise Interrupted(student)
+    with JUDGE_LOCK:  # judges share torch's global state (dispatch modes); one at a time
+        verdicts = {key: judge(work) for key, judge in judges.items()}
+    per_question = score(questions, verdicts, injected, run, broken)
+    notes = run.status
+    if injected.missing_answers:
+        notes.append("answer cell missing: " + ", ".join(injected.missing_answers))
+    if broken:
+        notes.append("own-code rule broken: " + ", ".join(broken))
+    return {**base, "status": "; ".join(notes) or "ok", "questions": per_question,
+            "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
+
+
+JUDGE_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------- the batch
+
+def sweep_stale(temp: Path | None = None) -> list[Path]:
+    """Remove the work folders of grader processes that no longer exist (a ``kill -9`` leaves them)."""
+    removed = []
+    for folder in Path(temp or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            pid = int(folder.name[len(TEMP_PREFIX):].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except (ValueError, PermissionError):
+            continue
+    return removed
 
 
 def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, cell_timeout: float = 30,
-          progress: bool = True) -> list[dict]:
-    """Grade every submission into ``out``; students already graded (same file hash) are not graded again."""
+          progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
+          limits: Limits | None = None) -> list[dict]:
+    """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again."""
     from tqdm.auto import tqdm
 
-    source_path = find_source(homework)
-    source = nbformat.read(source_path, as_version=4)  # read once, shared by every student's grading
+    source_path = find_source(homework, source_dir)
+    source_bytes = source_path.read_bytes()
+    source_digest = hashlib.sha256(source_bytes).hexdigest()
+    questions = cells.questions(nbformat.reads(source_bytes.decode(), as_version=4), str(source_path))
     students = collect(submissions)
+    out.mkdir(parents=True, exist_ok=True)
+    key = grader_key(out)
+    judges = {t.key: Judge(t, seed_for(key, t)) for q in questions for t in q.tests}
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
 
     def done(student: str, path: Path) -> dict | None:
         saved = results_dir / f"{student}.json"
-        if not saved.exists():
+        try:
+            result = json.loads(saved.read_text())
+        except (OSError, ValueError):
             return None
-        result = json.loads(saved.read_text())
-        same = result.get("sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
-        return result if same and result.get("version") == RESULT_VERSION else None
+        fresh = (verified(result, key) and result.get("sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+                 and result.get("source_sha256") == source_digest and result.get("version") == RESULT_VERSION)
+        return result if fresh else None
 
     results = {s: r for s, p in students.items() if (r := done(s, p)) is not None}
     todo = {s: p for s, p in students.items() if s not in results}
-    work = Path(tempfile.mkdtemp(prefix="grading-"))
+    sweep_stale()
+    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    runner = Runner(limits or Limits(), sandbox=sandbox, workers=workers)
+    previous = _catch_signals()
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
         def one(item):
             student, path = item
-            result = grade_one(source, source_path.stem, student, path, work, cell_timeout)
+            result = sign(grade_one(questions, judges, source_path.stem, student, path, temp / student, runner,
+                                    cell_timeout, source_digest), key)
             report.write_student(result, out)  # written as soon as known: an interrupted run resumes here
             return result
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            bar = tqdm(total=len(todo), desc=f"grading {source_path.stem}", unit="submission", disable=not progress)
-            for result in pool.map(one, todo.items()):
-                results[result["student"]] = result
-                bar.update()
-            bar.close()
+        bar = tqdm(total=len(todo), desc=f"grading {source_path.stem}", unit="submission", disable=not progress)
+        for future in as_completed([pool.submit(one, item) for item in todo.items()]):
+            result = future.result()
+            results[result["student"]] = result
+            bar.update()
+        bar.close()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        runner.close()                      # kills every run still going; refuses new ones
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(temp, ignore_errors=True)
+        _restore_signals(previous)
     ordered = [results[s] for s in sorted(results)]
-    report.write_summary(ordered, cells.questions(source), out)
+    report.write_summary(ordered, questions, out)
     return ordered
+
+
+def _raise_interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _catch_signals() -> dict:
+    """SIGTERM and SIGINT unwind ``grade`` through its ``finally`` (kill the runs, remove the folders)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, _raise_interrupted) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -1,4 +1,8 @@
-"""Put the hidden tests into a submission, matched to questions by id, never by cell position."""
+"""Put the probes into a submission, matched to questions by id, never by cell position.
+
+Only probes go in: the judges never leave the grader. A student can reorder, delete or add cells;
+each question's probes follow the last submitted cell of that question (the end if none is left).
+"""
 
 from __future__ import annotations
 
@@ -8,83 +12,47 @@ import nbformat
 
 from . import cells
 
-# Runs first in every graded notebook: a student's print loop cannot flood the grader's memory.
-OUTPUT_CAP_CELL = '''\
-import sys as _grader_sys
-
-class _GraderCappedStream:
-    """Pass writes through until LIMIT characters, then drop them (note it once)."""
-    LIMIT = 1_000_000
-
-    def __init__(self, stream):
-        self._stream, self._written, self._noted = stream, 0, False
-
-    def write(self, text):
-        if self._written < self.LIMIT:
-            self._written += len(text)
-            return self._stream.write(text[: max(0, self.LIMIT - self._written + len(text))])
-        if not self._noted:
-            self._noted = True
-            self._stream.write("\\n[grader: output beyond 1,000,000 characters dropped]\\n")
-        return len(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-_grader_sys.stdout = _GraderCappedStream(_grader_sys.stdout)
-_grader_sys.stderr = _GraderCappedStream(_grader_sys.stderr)
-'''
-
 
 @dataclass
 class Injected:
     notebook: nbformat.NotebookNode
-    hidden_at: dict[int, cells.HiddenTest] = field(default_factory=dict)  # code-cell index → hidden test
-    answer_at: dict[int, str] = field(default_factory=dict)               # code-cell index → question id
+    probe_at: dict[int, cells.Test] = field(default_factory=dict)   # code-cell index → its test
+    answer_at: dict[int, str] = field(default_factory=dict)         # code-cell index → question id
     missing_answers: list[str] = field(default_factory=list)
 
 
-def inject(source: nbformat.NotebookNode, submission: nbformat.NotebookNode) -> Injected:
-    """The submission with outputs cleared, the output cap first, and each question's hidden tests
-    placed after the last submitted cell of that question (at the end if none is left)."""
-    questions = cells.questions(source)
+def inject(questions: list[cells.Question], submission: nbformat.NotebookNode) -> Injected:
+    """The submission's cells with outputs dropped, and each question's probes after its last cell."""
     submitted = [c for c in submission.cells if c.get("cell_type") in ("code", "markdown", "raw")]
     last_of: dict[str, int] = {}
     answers: set[str] = set()
     for i, cell in enumerate(submitted):
         meta = cells.info(cell)
-        if meta.get("id"):
+        if isinstance(meta.get("id"), str):
             last_of[meta["id"]] = i
             if meta.get("kind") == "answer":
                 answers.add(meta["id"])
 
-    after: dict[int, list[cells.HiddenTest]] = {}
+    after: dict[int, list[cells.Test]] = {}
     for question in questions:
-        after.setdefault(last_of.get(question.id, len(submitted) - 1), []).extend(question.hidden)
+        after.setdefault(last_of.get(question.id, len(submitted) - 1), []).extend(question.tests)
 
-    result = Injected(nbformat.v4.new_notebook(metadata=submission.get("metadata", {})))
+    result = Injected(nbformat.v4.new_notebook())
     result.missing_answers = [q.id for q in questions if q.id not in answers]
     code_index = 0
-
-    def append(cell) -> None:
-        nonlocal code_index
-        result.notebook.cells.append(cell)
-        if cell.cell_type == "code":
-            code_index += 1
-
-    append(nbformat.v4.new_code_cell(OUTPUT_CAP_CELL, metadata={"grader": {"kind": "setup"}}))
     for position in range(-1, len(submitted)):
         if position >= 0:
             cell = submitted[position]
-            if cell.cell_type == "code":
-                clean = nbformat.v4.new_code_cell(cell.source, metadata={"grader": cells.info(cell)})
+            if cell.get("cell_type") == "code":
                 meta = cells.info(cell)
-                if meta.get("kind") == "answer":
+                if meta.get("kind") == "answer" and isinstance(meta.get("id"), str):
                     result.answer_at[code_index] = meta["id"]
-                append(clean)
+                result.notebook.cells.append(nbformat.v4.new_code_cell(str(cell.get("source", ""))))
+                code_index += 1
             else:
-                append(nbformat.v4.new_markdown_cell(cell.source))
+                result.notebook.cells.append(nbformat.v4.new_markdown_cell(str(cell.get("source", ""))))
         for test in after.get(position, []):
-            result.hidden_at[code_index] = test
-            append(nbformat.v4.new_code_cell(test.source, metadata={"grader": {"id": test.question, "kind": "hidden"}}))
+            result.probe_at[code_index] = test
+            result.notebook.cells.append(nbformat.v4.new_code_cell(test.probe))
+            code_index += 1
     return result

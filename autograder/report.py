@@ -17,7 +17,7 @@ def write_student(result: dict, out: Path) -> None:
 
 
 def feedback(result: dict) -> str:
-    """Passed or failed per question, with the instructor's messages; never the hidden tests' code."""
+    """Passed or failed per question, with the instructor's messages: never a judge's code, detail or inputs."""
     lines = [f"# Feedback on {result['homework']} for {result['student']}", "",
              f"**Score: {result['total']:g} / {result['max_points']:g}**", ""]
     if result["status"] != "ok":
@@ -25,12 +25,12 @@ def feedback(result: dict) -> str:
     for qid, q in result["questions"].items():
         mark = "passed" if not q["failed"] else ("partly passed" if q["passed"] else "failed")
         lines.append(f"## {qid}: {q['points']:g} / {q['max']:g} ({mark})")
+        for problem in q.get("rule_violations", []):
+            lines.append(f"- Your answer breaks this question's own-code rule: {problem[:200]} (no points)")
         if q.get("answer_error"):
-            lines.append(f"- Your answer cell raised an error: `{q['answer_error']}`")
+            lines.append(f"- Your answer cell raised an error: `{q['answer_error'][:300]}`")
         for failure in q["failed"]:
-            why = {"timeout": " (it ran out of time)", "kernel died": " (the kernel had died)",
-                   "skipped": " (not run after an earlier timeout)"}.get(failure["reason"], "")
-            lines.append(f"- {failure['message']}{why} (−{failure['points']:g})")
+            lines.append(f"- {failure['message']} (−{failure['points']:g})")
         lines.append("")
     return "\n".join(lines)
 

@@ -1,0 +1,146 @@
+""""Own code" rules, checked on the trusted side from the submitted source's AST (issue 9, point 7).
+
+- ``own-model``: the answer may not build on the reference library (``book.models``) nor on
+  ``torchvision.models``.
+- ``formula``: the answer computes by formula: no torch, torchvision or ``book`` at all.
+
+A name is *tainted* when it is bound to a forbidden module (by any import in any submitted cell), or
+defined by code that uses a tainted name or a dynamic trick (``importlib``, ``__import__``, ``getattr``,
+``exec``, dunder attributes, IPython magics, non-constant default arguments). Taint spreads through
+every cell until nothing changes, so a helper in another cell does not launder a forbidden call. The
+answer cell breaks its rule when it imports a forbidden module, uses a tainted name, or uses a trick.
+"""
+
+from __future__ import annotations
+
+import ast
+
+FORBIDDEN = {
+    "own-model": ("book.models", "torchvision.models"),
+    "formula": ("torch", "torchvision", "book"),
+}
+DYNAMIC_NAMES = {"__import__", "importlib", "getattr", "setattr", "delattr", "exec", "eval", "compile",
+                 "globals", "locals", "vars", "__builtins__", "builtins", "sys", "get_ipython", "open",
+                 "breakpoint", "input"}
+ALLOWED_DUNDERS = {"__init__", "__name__", "__class__"}
+
+
+def _python(source: str) -> ast.Module | None:
+    """The cell as Python (IPython magics become get_ipython() calls, which count as tricks)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        source = TransformerManager().transform_cell(source)
+    except Exception:
+        pass
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        return None
+
+
+def _forbidden_module(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") or p.startswith(module + ".") for p in prefixes)
+
+
+def _tricks(node: ast.AST) -> list[str]:
+    found = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in DYNAMIC_NAMES:
+            found.append(sub.id)
+        elif isinstance(sub, ast.Attribute) and sub.attr.startswith("__") and sub.attr not in ALLOWED_DUNDERS:
+            found.append(sub.attr)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in sub.names] if isinstance(sub, ast.Import) else [sub.module or ""]
+            found += [m for m in modules if m.split(".")[0] in DYNAMIC_NAMES | {"ctypes", "inspect", "gc"}]
+        elif isinstance(sub, ast.arguments):
+            defaults = [d for d in [*sub.defaults, *sub.kw_defaults] if d is not None]
+            if any(not isinstance(d, ast.Constant) and not _negative_constant(d) for d in defaults):
+                found.append("a non-constant default argument")
+    return found
+
+
+def _negative_constant(node: ast.AST) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant)
+
+
+def _loads(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _bindings(tree: ast.Module):
+    """(names bound, the node that binds them) for every top-level statement."""
+    for statement in tree.body:
+        if isinstance(statement, (ast.Import, ast.ImportFrom)):
+            for alias in statement.names:
+                yield {(alias.asname or alias.name).split(".")[0]}, statement
+        elif isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield {statement.name}, statement
+        else:
+            targets = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            if targets:
+                yield targets, statement
+
+
+def _imports_forbidden(node: ast.AST, prefixes: tuple[str, ...]) -> list[str]:
+    bad = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Import):
+            bad += [a.name for a in sub.names if _forbidden_module(a.name, prefixes)]
+        elif isinstance(sub, ast.ImportFrom):
+            module = sub.module or ""
+            for alias in sub.names:
+                if _forbidden_module(module, prefixes) or _forbidden_module(f"{module}.{alias.name}", prefixes):
+                    bad.append(f"{module}.{alias.name}")
+    return bad
+
+
+def tainted_names(sources: list[str], prefixes: tuple[str, ...]) -> set[str]:
+    """Every global name that can reach a forbidden module or a dynamic trick, across all cells."""
+    bindings = [b for tree in filter(None, map(_python, sources)) for b in _bindings(tree)]
+    tainted: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for names, node in bindings:
+            if names <= tainted:
+                continue
+            if _imports_forbidden(node, prefixes) or _tricks(node) or (_loads(node) - names) & tainted:
+                tainted |= names
+                changed = True
+    return tainted
+
+
+def _patches(node: ast.AST, tainted: set[str]) -> bool:
+    """An assignment to an attribute or item (``nn.Sequential.forward = ...``) from tainted code."""
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in targets) and _loads(sub) & tainted:
+                return True
+    return False
+
+
+def violations(rule: str | None, answer: str, all_sources: list[str]) -> list[str]:
+    """Why the answer cell breaks ``rule`` (empty when it keeps it). ``all_sources``: every submitted cell."""
+    if rule is None:
+        return []
+    prefixes = FORBIDDEN[rule]
+    tree = _python(answer)
+    if tree is None:
+        return []   # it cannot run either; the judges give it nothing
+    problems = [f"imports {m}" for m in _imports_forbidden(tree, prefixes)]
+    problems += [f"uses {t}" for t in dict.fromkeys(_tricks(tree))]
+    tainted = tainted_names(all_sources, prefixes)
+    defined = {n for names, _ in _bindings(tree) for n in names}
+    reach = " or ".join(prefixes)
+    problems += [f"uses {n}, which reaches {reach}" for n in sorted((_loads(tree) - defined) & tainted)]
+    if not problems:  # a clean answer whose names another cell defines again, with forbidden code
+        problems += [f"{n} is defined again in another cell with code that reaches {reach}"
+                     for n in sorted(defined & tainted)]
+    others = [t for t in map(_python, all_sources) if t is not None and ast.dump(t) != ast.dump(tree)]
+    tricks = sorted({t for other in others for t in _tricks(other)})
+    if tricks:
+        problems.append(f"another cell uses {', '.join(tricks)}")
+    if rule == "own-model" and any(_patches(other, tainted) for other in others):
+        problems.append(f"another cell patches an object with code that reaches {reach}")
+    return problems

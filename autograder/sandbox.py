@@ -1,0 +1,272 @@
+"""Run a command in a bubblewrap sandbox, the way every student's notebook is run.
+
+What the sandbox gives (issue 9): a read-only view of the system, the Python installation and the
+parts of this repository a homework needs; one private writable work folder; no network; a non-root
+uid; a pid namespace whose processes all die with the run; limits on memory, CPU time, processes and
+file size. It cannot see the grader's output folder, other submissions, the instructor sources, the
+judges, or ``book/models`` (the reference implementations: an empty folder is mounted over it, so
+``import book.models`` fails inside, and the own-code rules in ``rules.py`` reject it outside).
+
+Output is capped where the grader reads it: past ``Limits.output`` bytes the run is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INSIDE = Path("/grading")            # the work folder, as the run sees it
+HIDDEN = ("book/models",)           # reference implementations of graded questions
+SHARED = ("book", "autograder/__init__.py", "autograder/probe.py", "autograder/nbval_plugin.py")
+FIRST_UID = 61000                   # one uid per concurrent run, so that process limits are per run
+INSTALL_HINT = ("bubblewrap (bwrap) is needed to grade safely: install it with `apt-get install bubblewrap`, "
+                "or pass --no-sandbox to grade without isolation (grades are then not trustworthy)")
+# jsonschema imports rfc3987_syntax when present, which builds a grammar at import (about 1 s of every
+# run's start-up, for IRI validation nbformat never asks for); an empty folder over it skips that.
+SKIPPED_PACKAGES = ("rfc3987_syntax",)
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int = 4 << 30          # bytes of address space
+    cpu_seconds: int = 600
+    processes: int = 256           # processes and threads of the run's uid
+    file_size: int = 64 << 20      # largest file the run may write
+    output: int = 1_000_000        # bytes of stdout+stderr the grader reads before it stops the run
+
+
+@dataclass
+class Outcome:
+    returncode: int | None
+    output: bytes                  # the first ``Limits.output`` bytes
+    events: bytes                  # what the harness wrote on its private channel
+    timed_out: bool = False        # killed by the grader's wall-clock limit
+    capped: bool = False           # killed for printing more than ``Limits.output`` bytes
+    seconds: float = 0.0
+
+
+def check_available() -> None:
+    """Raise SandboxUnavailable with the fix when bubblewrap is missing or cannot start here."""
+    if shutil.which("bwrap") is None:
+        raise SandboxUnavailable(INSTALL_HINT)
+    probe = subprocess.run(["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        raise SandboxUnavailable(f"bwrap cannot create a sandbox here ({probe.stderr.strip()}); user "
+                                 f"namespaces may be disabled. {INSTALL_HINT}")
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    return args
+
+
+def _parents(paths: list[str]) -> list[str]:
+    """``--dir`` for every ancestor of ``paths``, world-traversable: bwrap would make them 0700 as root."""
+    ancestors = sorted({str(p) for path in paths for p in Path(path).parents if str(p) != "/"}, key=len)
+    return [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
+
+
+def _python_binds() -> list[str]:
+    args = []
+    for prefix in dict.fromkeys([sys.base_prefix, sys.prefix]):   # the installation, then the venv
+        if not prefix.startswith("/usr/"):
+            args += ["--ro-bind", prefix, prefix]
+    for package in SKIPPED_PACKAGES:
+        for site in {p for p in sys.path if p.endswith("site-packages")}:
+            if os.path.isdir(os.path.join(site, package)):
+                args += ["--tmpfs", os.path.join(site, package)]
+    for part in SHARED:
+        args += ["--ro-bind", str(REPO / part), str(REPO / part)]
+    for part in HIDDEN:
+        args += ["--tmpfs", str(REPO / part), "--remount-ro", str(REPO / part)]
+    return _parents([args[i + 2] for i, a in enumerate(args) if a == "--ro-bind"]) + args
+
+
+def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment: nothing of the grader's leaks in but the CPU settings benchmarks emulate."""
+    env = {"HOME": str(INSIDE), "PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           "AUTOGRADER_WORK": str(INSIDE), "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+           "MPLCONFIGDIR": "/tmp", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+           # one thread each: runs are parallel already, and every thread counts against the process limit
+           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2"}
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "OPENBLAS_CORETYPE",
+                 "OPENBLAS_L2_SIZE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return {**env, **(extra or {})}
+
+
+def command(argv: list[str], work: Path, env: dict[str, str], limits: Limits, sandbox: bool,
+            uid: int | None = None) -> list[str]:
+    """``prlimit ... [bwrap ...] argv``: the limits, then (unless ``sandbox`` is False) the sandbox.
+
+    As root, bwrap needs no user namespace (it can bind a Python under /root, which other uids cannot
+    traverse) and ``setpriv`` drops the run to ``uid`` with no capabilities before Python starts. As
+    another user, bwrap maps that user to ``nobody`` in a user namespace of its own.
+    """
+    nproc = limits.processes + (0 if uid is not None else _processes_of(os.getuid()))
+    prefix = ["prlimit", f"--as={limits.memory}", f"--cpu={limits.cpu_seconds}", f"--nproc={nproc}",
+              f"--fsize={limits.file_size}", "--core=0", "--"]
+    if not sandbox:
+        return prefix + ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+    if uid is not None:
+        isolation = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+        drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
+                "--bounding-set=-all"]
+    else:
+        isolation = ["--unshare-all", "--uid", "65534", "--gid", "65534", "--disable-userns"]
+        drop = []
+    box = ["bwrap", *isolation, "--die-with-parent", "--new-session", "--as-pid-1",
+           *_system_binds(), *_python_binds(),
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+           "--bind", str(work), str(INSIDE), "--chdir", str(INSIDE), "--clearenv"]
+    for key, value in env.items():
+        box += ["--setenv", key, value]
+    return prefix + box + ["--", *drop, *argv]
+
+
+def _processes_of(uid: int) -> int:
+    """Processes (threads included) that ``uid`` runs now: RLIMIT_NPROC counts them all."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                count += len(os.listdir(entry / "task"))
+        except OSError:
+            pass
+    return count
+
+
+class UidPool:
+    """Distinct uids for concurrent runs when the grader is root; otherwise the grader's own uid."""
+
+    def __init__(self, size: int):
+        self._free = [FIRST_UID + i for i in range(size)] if os.geteuid() == 0 else []
+        self.root = os.geteuid() == 0
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        if not self.root:
+            return None
+        with self._lock:
+            return self._free.pop(0)
+
+    def give(self, uid: int | None) -> None:
+        if uid is not None:
+            with self._lock:
+                self._free.append(uid)
+
+
+@dataclass
+class Runner:
+    """Starts runs and remembers them, so that an interrupted grader can kill every one it started."""
+    limits: Limits = field(default_factory=Limits)
+    sandbox: bool = True
+    workers: int = 1
+
+    def __post_init__(self):
+        self._uids = UidPool(self.workers)
+        self._running: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Kill every run in progress and refuse new ones (an interrupted grader calls this)."""
+        self._closed.set()
+        with self._lock:
+            running = list(self._running)
+        for process in running:
+            _kill(process)
+
+    def run(self, argv: list[str], work: Path, wall_seconds: float, env: dict[str, str] | None = None) -> Outcome:
+        if self.closed:
+            raise RuntimeError("the runner is closed")
+        uid = self._uids.take()
+        try:
+            return self._run(argv, work, wall_seconds, env, uid)
+        finally:
+            self._uids.give(uid)
+
+    def _run(self, argv, work: Path, wall_seconds: float, env, uid) -> Outcome:
+        if uid is not None:  # the run's files must be its own, and nothing else writable
+            for path in [work, *work.rglob("*")]:
+                os.chown(path, uid, uid)
+        events_read, events_write = os.pipe()
+        full_env = environment({"AUTOGRADER_EVENTS_FD": str(events_write), **(env or {})})
+        if not self.sandbox:
+            full_env = {**full_env, "AUTOGRADER_WORK": str(work), "HOME": str(work)}
+        started = time.monotonic()
+        process = subprocess.Popen(command(argv, work, full_env, self.limits, self.sandbox, uid),
+                                   cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, pass_fds=(events_write,), start_new_session=True)
+        os.close(events_write)
+        with self._lock:
+            self._running.add(process)
+        if self.closed:
+            _kill(process)
+        output, events, capped = bytearray(), bytearray(), threading.Event()
+
+        def read_output():
+            while chunk := process.stdout.read1(65536):
+                if len(output) + len(chunk) > self.limits.output:
+                    output.extend(chunk[: self.limits.output - len(output)])
+                    capped.set()
+                    _kill(process)
+                    break
+                output.extend(chunk)
+
+        def read_events():
+            with open(events_read, "rb") as pipe:
+                while chunk := pipe.read(65536):
+                    if len(events) < self.limits.output:
+                        events.extend(chunk[: self.limits.output - len(events)])
+
+        readers = [threading.Thread(target=read_output, daemon=True), threading.Thread(target=read_events, daemon=True)]
+        for reader in readers:
+            reader.start()
+        timed_out = False
+        try:
+            process.wait(timeout=wall_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill(process)
+            process.wait()
+        finally:
+            with self._lock:
+                self._running.discard(process)
+        for reader in readers:
+            reader.join(timeout=5)
+        process.stdout.close()
+        return Outcome(process.returncode, bytes(output), bytes(events), timed_out, capped.is_set(),
+                       time.monotonic() - started)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL the run's process group: bwrap's death takes the whole pid namespace with it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
