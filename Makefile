@@ -37,11 +37,12 @@ chapters: $(STAMP)  ## re-execute every chapter in the machine's profile, storin
 release: $(STAMP)  ## write the student notebooks into homework/ from autograder/source/
 	$(BIN)/python -m autograder release
 
-grade: $(STAMP)  ## grade submissions: make grade HW=hw1_alexnet SUBMISSIONS=path/ OUT=grades/
-	$(BIN)/python -m autograder grade $(HW) $(SUBMISSIONS) --out $(OUT)
+grade: $(STAMP)  ## grade submissions in the sandbox: make grade HW=hw1_alexnet SUBMISSIONS=path/ OUT=grades/ [SOURCE=dir]
+	$(BIN)/python -m autograder grade $(HW) $(SUBMISSIONS) --out $(OUT) $(if $(SOURCE),--source $(SOURCE)) --workers 3
 
 bench: $(STAMP)  ## throughput benchmarks (training pipeline, grading)
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/grade_throughput.py
 
 serve: ## serve the built book on http://localhost:8000
 	$(BIN)/python -m http.server --directory _build/html 8000

@@ -22,6 +22,10 @@ FORBIDDEN = {
 DYNAMIC_NAMES = {"__import__", "importlib", "getattr", "setattr", "delattr", "exec", "eval", "compile",
                  "globals", "locals", "vars", "__builtins__", "builtins", "sys", "get_ipython", "open",
                  "breakpoint", "input"}
+# In another cell, only what can import, rebind or run code behind the AST's back counts: a student may
+# well ``import sys`` or ``open`` a file there without touching any answer.
+OTHER_CELL_TRICKS = {"__import__", "importlib", "setattr", "exec", "eval", "compile", "globals", "vars",
+                     "__builtins__", "builtins", "get_ipython", "modules"}
 ALLOWED_DUNDERS = {"__init__", "__name__", "__class__"}
 
 
@@ -49,6 +53,8 @@ def _tricks(node: ast.AST) -> list[str]:
             found.append(sub.id)
         elif isinstance(sub, ast.Attribute) and sub.attr.startswith("__") and sub.attr not in ALLOWED_DUNDERS:
             found.append(sub.attr)
+        elif isinstance(sub, ast.Attribute) and sub.attr == "modules" and isinstance(sub.value, ast.Name):
+            found.append("modules")   # sys.modules
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in sub.names] if isinstance(sub, ast.Import) else [sub.module or ""]
             found += [m for m in modules if m.split(".")[0] in DYNAMIC_NAMES | {"ctypes", "inspect", "gc"}]
@@ -138,7 +144,8 @@ def violations(rule: str | None, answer: str, all_sources: list[str]) -> list[st
         problems += [f"{n} is defined again in another cell with code that reaches {reach}"
                      for n in sorted(defined & tainted)]
     others = [t for t in map(_python, all_sources) if t is not None and ast.dump(t) != ast.dump(tree)]
-    tricks = sorted({t for other in others for t in _tricks(other)})
+    tricks = sorted({t for other in others for t in _tricks(other)
+                     if t in OTHER_CELL_TRICKS or t.startswith("__") or t == "a non-constant default argument"})
     if tricks:
         problems.append(f"another cell uses {', '.join(tricks)}")
     if rule == "own-model" and any(_patches(other, tainted) for other in others):

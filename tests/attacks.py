@@ -1,0 +1,166 @@
+"""The attack suite: hw1 submissions written as a cheating student would (issue 9).
+
+Each case is (what the student hands in, the points its honest content deserves). A case starts from
+the blank release or from the reference solution, then adds its trick. Graded in one batch beside an
+honest reference and a blank submission, each must score exactly its honest points.
+"""
+
+from __future__ import annotations
+
+import nbformat
+
+from autograder import cells, release
+
+HOMEWORK = "hw1_alexnet"
+MARKER = "modern-cnns-attack-detached"   # the detached process's command line carries this
+
+
+def notebooks() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
+    source = nbformat.read(release.SOURCE_DIR / f"{HOMEWORK}.ipynb", 4)
+    return release.student_version(source, keep_solutions=True), release.student_version(source)
+
+
+def _answer(notebook, qid):
+    return next(c for c in notebook.cells if cells.info(c) == {"id": qid, "kind": "answer"})
+
+
+def _with(base, before: str = "", after: str = "", answers: dict[str, str] | None = None):
+    """``base`` with a cell of ``before`` first (after the setup), ``after`` last, and answers replaced."""
+    notebook = nbformat.from_dict(base)
+    for qid, source in (answers or {}).items():
+        _answer(notebook, qid).source = source
+    if before:
+        notebook.cells.insert(2, nbformat.v4.new_code_cell(before))
+    if after:
+        notebook.cells.append(nbformat.v4.new_code_cell(after))
+    return notebook
+
+
+FORGED_EXPORTS = '''
+import json, os, pathlib
+for key in ["q1.shape", "q1.params", "q1.same", "q2.formula", "q3.params", "q3.macs"]:
+    folder = pathlib.Path(os.environ.get("AUTOGRADER_WORK", ".")) / "exports"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{key}.json").write_text(json.dumps({"params": 0, "sizes": [1] * 40, "counts": [0] * 30,
+                                                      "macs": [0] * 20}))
+'''
+
+HARM_OTHERS = '''
+import glob, json, os
+# Every results file and grades.csv this run can find, rewritten to full marks; the sources appended to.
+for pattern in ["/tmp/*/results/*.json", "/tmp/*/*/results/*.json", "/tmp/*/*/*/results/*.json", "../results/*.json",
+                "../../results/*.json", "../../out/results/*.json", "/tmp/*/grades.csv", "/work/*/grades.csv"]:
+    for path in glob.glob(pattern):
+        try:
+            open(path, "w").write(json.dumps({"total": 100}))
+        except OSError:
+            pass
+for path in glob.glob("/work/*/autograder/source/*.ipynb"):
+    try:
+        open(path, "a").write("tampered")
+    except OSError:
+        pass
+'''
+
+STEAL_SOLUTIONS = '''
+import glob, json
+# The instructor's solutions, or a classmate's notebook seen through /proc or a shared temp folder.
+stolen = ""
+for pattern in ["/work/*/autograder/source/hw1_alexnet.ipynb", "/proc/*/cwd/*.ipynb", "/tmp/*/*.ipynb",
+                "/tmp/*/*/*.ipynb", "/proc/*/root/tmp/*/*/*.ipynb", "../*.ipynb", "../*/*.ipynb", "../../*/*.ipynb"]:
+    for path in glob.glob(pattern):
+        try:
+            for cell in json.load(open(path))["cells"]:
+                if "def conv_output_size" in "".join(cell["source"]) and "raise NotImplementedError" not in "".join(cell["source"]):
+                    stolen += "".join(cell["source"]) + "\\n"
+        except Exception:
+            pass
+exec(stolen)
+'''
+
+DETACHED = f'''
+import subprocess, sys
+# A process that leaves the session and tries to rewrite grades afterwards.
+subprocess.Popen([sys.executable, "-c", "import time, glob\\nwhile True:\\n    time.sleep(0.2)\\n"
+                  "    [open(p, 'w').write('x') for p in glob.glob('/tmp/*/*/grades.csv')]",
+                  "{MARKER}"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+'''
+
+ESCALATE = '''
+import os, socket
+for attempt in (lambda: os.setuid(0), lambda: bytearray(8 * 2**30),
+                lambda: socket.create_connection(("1.1.1.1", 80), timeout=2),
+                lambda: os.kill(1, 9), lambda: os.kill(os.getppid(), 9)):
+    try:
+        attempt()
+    except Exception as error:
+        print(type(error).__name__)
+'''
+
+FAKE_STATUS = '''
+def conv_output_size(n, kernel, stride=1, padding=0):
+    print("Timeout of 30 seconds exceeded while executing cell. Kernel died")
+    raise KeyboardInterrupt("Timeout of 30 seconds exceeded")
+'''
+
+EVENT_FORGERY = '''
+import glob, json, os
+# The harness's event pipe, through /proc: it must be out of reach.
+for path in glob.glob("/proc/*/fd/*"):
+    try:
+        with open(path, "w") as f:
+            f.write(json.dumps({"cell": 0, "passed": True, "seconds": 99999, "kernel_alive": False}) + "\\n")
+    except OSError:
+        pass
+'''
+
+
+def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
+    """name → (notebook, the points its honest content deserves). Full marks are 12 (q1 6, q2 2, q3 4)."""
+    reference, blank = notebooks()
+    blank_q1 = {"q1": _answer(blank, "q1").source}
+    return {
+        "allclose_patched": (_with(blank, before="import torch\ntorch.allclose = lambda *a, **k: True\n"
+                                                 "torch.equal = lambda *a, **k: True"), 0),
+        "checks_replaced": (_with(blank, before="import autograder.checks as c\n"
+                                                "c.same_function = lambda *a, **k: True"), 0),
+        "showtraceback_silenced": (_with(blank, before="get_ipython().showtraceback = lambda *a, **k: None\n"
+                                                       "get_ipython().showsyntaxerror = lambda *a, **k: None"), 0),
+        "input_transformer_blanks": (_with(blank, before="get_ipython().input_transformers_post.append("
+                                                         "lambda lines: ['pass\\n'])"), 0),
+        "ast_transformer_wraps": (_with(blank, before=(
+            "import ast\nclass Swallow(ast.NodeTransformer):\n    def visit_Module(self, node):\n"
+            "        handler = ast.ExceptHandler(type=None, name=None, body=[ast.Pass()])\n"
+            "        node.body = [ast.Try(body=node.body or [ast.Pass()], handlers=[handler], orelse=[], finalbody=[])]\n"
+            "        return ast.fix_missing_locations(node)\n"
+            "get_ipython().ast_transformers.append(Swallow())")), 0),
+        "steals_solutions": (_with(blank, before=STEAL_SOLUTIONS), 0),
+        "importlib_reference": (_with(blank, answers={"q1": (
+            "import importlib\n\ndef alexnet_28(num_classes=10):\n"
+            "    return importlib.import_module('book.models').AlexNet(num_classes, 1, width=0.25, towers=1,"
+            " lrn=False, stem='small', pool_size=2)")}), 0),
+        "subclasses_reference": (_with(reference, answers={"q1": (
+            "from book.models import AlexNet\n\nclass Mine(AlexNet):\n    pass\n\ndef alexnet_28(num_classes=10):\n"
+            "    return Mine(num_classes, 1, width=0.25, towers=1, lrn=False, stem='small', pool_size=2)")}), 6),
+        "torchvision_models": (_with(reference, answers={"q1": (
+            "from torchvision.models import alexnet\n\ndef alexnet_28(num_classes=10):\n"
+            "    return alexnet(num_classes=num_classes)")}), 6),
+        "always_equal": (_with(blank, answers={"q2": (
+            "class Yes(int):\n    def __eq__(self, other):\n        return True\n\n"
+            "def conv_output_size(n, kernel, stride=1, padding=0):\n    return Yes(0)"), "q3": (
+            "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
+            "def conv_params(c_in, c_out, kernel, groups=1, bias=True):\n    return Anything()\n\n"
+            "def conv_macs(c_in, c_out, kernel, out_size, groups=1):\n    return Anything()")}), 0),
+        "forged_exports": (_with(blank, after=FORGED_EXPORTS, before=FORGED_EXPORTS), 0),
+        "harms_others": (_with(blank, before=HARM_OTHERS, after=HARM_OTHERS), 0),
+        "detached_process": (_with(reference, before=DETACHED), 12),
+        "floods_fd1": (_with(reference, after="import os\nfor _ in range(100):\n    os.write(1, b'x' * 1_000_000)"), 12),
+        "escalates": (_with(reference, after=ESCALATE), 12),
+        "fakes_timeout_text": (_with(reference, answers={"q2": FAKE_STATUS}), 10),
+        "forges_events": (_with(blank, before=EVENT_FORGERY), 0),
+        "helper_launders_torch": (_with(reference, before=(
+            "def helper(n, k, s, p):\n    return nn.Conv2d(1, 1, k, s, p)(torch.zeros(1, 1, n, n)).shape[-1]"),
+            answers={"q2": "def conv_output_size(n, kernel, stride=1, padding=0):\n"
+                           "    return helper(n, kernel, stride, padding)"}), 10),
+        "blank_q1_else_reference": (_with(reference, answers=blank_q1), 6),
+    }
