@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +144,8 @@ class Judge:
         except Mismatch as error:
             return Verdict(False, f"export: {error}")
         except AssertionError as error:
-            return Verdict(False, f"assertion: {str(error)[:300]}")
+            line = traceback.extract_tb(error.__traceback__)[-1].line
+            return Verdict(False, f"assertion: {str(error)[:300] or line}")
         except Exception as error:  # the student's data made the reference code fail
             return Verdict(False, f"{type(error).__name__}: {str(error)[:300]}")
         if result is False:
@@ -166,10 +168,10 @@ def random_weights(model: torch.nn.Module, rng: random.Random, prefix: str = "w"
         elif tensor.dim() == 1 and name.endswith("weight"):
             value = torch.rand(tensor.shape, generator=generator) + 0.5
         elif tensor.dim() == 1:
-            value = torch.rand(tensor.shape, generator=generator) - 0.5
-        else:
+            value = (torch.rand(tensor.shape, generator=generator) - 0.5) / 10
+        else:   # He scaling: deep ReLU stacks keep their signal, so the output depends on the input
             fan_in = tensor[0].numel()
-            value = torch.randn(tensor.shape, generator=generator) / math.sqrt(fan_in)
+            value = torch.randn(tensor.shape, generator=generator) * math.sqrt(2 / fan_in)
         weights[f"{prefix}{index:03d}"] = value.to(tensor.dtype)
     return weights
 

@@ -53,11 +53,15 @@ def _tricks(node: ast.AST) -> list[str]:
             found.append(sub.id)
         elif isinstance(sub, ast.Attribute) and sub.attr.startswith("__") and sub.attr not in ALLOWED_DUNDERS:
             found.append(sub.attr)
-        elif isinstance(sub, ast.Attribute) and sub.attr == "modules" and isinstance(sub.value, ast.Name):
-            found.append("modules")   # sys.modules
+        elif isinstance(sub, ast.Attribute) and sub.attr == "modules" and getattr(sub.value, "id", "") == "sys":
+            found.append("modules")   # sys.modules (not nn.Module.modules())
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in sub.names] if isinstance(sub, ast.Import) else [sub.module or ""]
-            found += [m for m in modules if m.split(".")[0] in DYNAMIC_NAMES | {"ctypes", "inspect", "gc"}]
+            found += [m for m in modules if m.split(".")[0] in DYNAMIC_NAMES - {"sys"} | {"ctypes", "inspect", "gc"}]
+            if isinstance(sub, ast.ImportFrom) and sub.module == "sys" and any(a.name == "modules" for a in sub.names):
+                found.append("modules")
+            if isinstance(sub, ast.Import) and any(a.name == "sys" and a.asname for a in sub.names):
+                found.append("sys under another name")
         elif isinstance(sub, ast.arguments):
             defaults = [d for d in [*sub.defaults, *sub.kw_defaults] if d is not None]
             if any(not isinstance(d, ast.Constant) and not _negative_constant(d) for d in defaults):
