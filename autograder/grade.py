@@ -15,7 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import nbformat
@@ -233,10 +233,13 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
             return result
 
         bar = tqdm(total=len(todo), desc=f"grading {source_path.stem}", unit="submission", disable=not progress)
-        for future in as_completed([pool.submit(one, item) for item in todo.items()]):
-            result = future.result()
-            results[result["student"]] = result
-            bar.update()
+        pending = {pool.submit(one, item) for item in todo.items()}
+        while pending:  # short waits: the main thread must stay free to take SIGTERM and SIGINT
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                results[result["student"]] = result
+                bar.update()
         bar.close()
     finally:
         runner.close()                      # kills every run still going; refuses new ones

@@ -47,8 +47,15 @@ class RunResult:
         return notes
 
 
+# The run's first process asks to be killed when its parent (bwrap's monitor) dies: setpriv's change of
+# uid clears the parent-death signal bwrap had set, and without it a sandbox would outlive a `kill -9`ed
+# grader. As pid 1 of the run's namespace, its death takes every process of the run with it.
+LAUNCH = ("import ctypes, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); import pytest; "
+          "sys.exit(pytest.main(sys.argv[1:]))")
+
+
 def pytest_argv(cell_timeout: float) -> list[str]:
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "nbval",
+    return [sys.executable, "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "nbval",
             "-p", "autograder.nbval_plugin", "--nbval-lax", "--nbval-current-env",
             f"--nbval-cell-timeout={cell_timeout}", "--nbval-kernel-startup-timeout=30",
             "--rootdir", ".", NOTEBOOK]

@@ -135,7 +135,7 @@ def command(argv: list[str], work: Path, env: dict[str, str], limits: Limits, sa
     else:
         isolation = ["--unshare-all", "--uid", "65534", "--gid", "65534", "--disable-userns"]
         drop = []
-    box = ["bwrap", *isolation, "--die-with-parent", "--new-session", "--as-pid-1",
+    box = ["bwrap", *isolation, "--die-with-parent", "--new-session",
            *_system_binds(), *_python_binds(),
            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
            "--bind", str(work), str(INSIDE), "--chdir", str(INSIDE), "--clearenv"]
@@ -230,12 +230,12 @@ class Runner:
         output, events, capped = bytearray(), bytearray(), threading.Event()
 
         def read_output():
-            while chunk := process.stdout.read1(65536):
+            while chunk := _read(process.stdout):
                 if len(output) + len(chunk) > self.limits.output:
                     output.extend(chunk[: self.limits.output - len(output)])
                     capped.set()
                     _kill(process)
-                    break
+                    return
                 output.extend(chunk)
 
         def read_events():
@@ -257,11 +257,18 @@ class Runner:
         finally:
             with self._lock:
                 self._running.discard(process)
-        for reader in readers:
-            reader.join(timeout=5)
+        for reader in readers:   # the pipes close when the pid namespace is gone
+            reader.join(timeout=10)
         process.stdout.close()
         return Outcome(process.returncode, bytes(output), bytes(events), timed_out, capped.is_set(),
                        time.monotonic() - started)
+
+
+def _read(stream) -> bytes:
+    try:
+        return stream.read1(65536)
+    except (ValueError, OSError):   # closed under us: the run is over
+        return b""
 
 
 def _kill(process: subprocess.Popen) -> None:

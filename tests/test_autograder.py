@@ -58,7 +58,7 @@ def grader_processes() -> list[str]:
         except OSError:
             continue
         if "bwrap" in line and "/grading" in line or attacks.MARKER in line or "submission.ipynb" in line:
-            found.append(line[:200])
+            found.append(line)
     return found
 
 
