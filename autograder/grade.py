@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -58,11 +59,16 @@ def collect(submissions: list[Path]) -> dict[str, Path]:
         for path in paths:
             if ".ipynb_checkpoints" in path.parts or path.is_symlink():
                 continue
-            name = path.stem
+            name = _safe(path.stem)
             if name in found and found[name] != path:
-                name = "_".join(path.with_suffix("").parts[-2:])  # same stem in two folders: keep both
+                name = _safe("_".join(path.with_suffix("").parts[-2:]))  # same stem in two folders: keep both
             found[name] = path
     return dict(sorted(found.items()))
+
+
+def _safe(name: str) -> str:
+    """A student name that is one plain file name (it names their work folder and result files)."""
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "unnamed"
 
 
 def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
