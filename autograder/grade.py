@@ -31,6 +31,7 @@ from .sandbox import Limits, Runner
 RESULT_VERSION = 2
 SUBMISSION_CAP = 16 * 1024 * 1024   # bytes; a larger notebook is refused unread
 TEMP_PREFIX = "autograder-run-"
+JUDGE_LOCK = threading.Lock()   # judges share torch's global state (dispatch modes): one at a time
 
 
 class Interrupted(Exception):
@@ -69,6 +70,12 @@ def collect(submissions: list[Path]) -> dict[str, Path]:
 def _safe(name: str) -> str:
     """A student name that is one plain file name (it names their work folder and result files)."""
     return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "unnamed"
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed: a huge submission is hashed without being held in memory."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
@@ -143,8 +150,7 @@ def score(questions: list[cells.Question], verdicts: dict, injected, run: RunRes
 def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, path: Path, work: Path,
               runner: Runner, cell_timeout: float, source_digest: str) -> dict:
     """Every step for one student; never raises for a bad submission."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    base = {"student": student, "submission": str(path), "sha256": digest, "homework": homework,
+    base = {"student": student, "submission": str(path), "sha256": file_sha256(path), "homework": homework,
             "source_sha256": source_digest, "version": RESULT_VERSION,
             "max_points": sum(q.points for q in questions)}
     notebook, problem = load(path)
@@ -164,7 +170,7 @@ def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, 
     run = run_notebook(runner, work, cell_timeout, total_timeout=60 + cell_timeout * code_cells)
     if runner.closed:
         raise Interrupted(student)
-    with JUDGE_LOCK:  # judges share torch's global state (dispatch modes); one at a time
+    with JUDGE_LOCK:
         verdicts = {key: judge(work) for key, judge in judges.items()}
     per_question = score(questions, verdicts, injected, run, broken)
     notes = run.status
@@ -174,9 +180,6 @@ def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, 
         notes.append("own-code rule broken: " + ", ".join(broken))
     return {**base, "status": "; ".join(notes) or "ok", "questions": per_question,
             "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
-
-
-JUDGE_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- the batch
@@ -219,7 +222,7 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
             result = json.loads(saved.read_text())
         except (OSError, ValueError):
             return None
-        fresh = (verified(result, key) and result.get("sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+        fresh = (verified(result, key) and result.get("sha256") == file_sha256(path)
                  and result.get("source_sha256") == source_digest and result.get("version") == RESULT_VERSION)
         return result if fresh else None
 

@@ -125,17 +125,19 @@ class Judge:
         self.inputs: dict = make(random.Random(seed)) if make else {}
         if type(self.inputs) is not dict or not all(type(k) is str for k in self.inputs):
             raise TypeError(f"inputs() of {test.key} must return a dict with str keys")
+        # Serialised once: every student of the run gets the same bytes.
+        tensors = {k: v.contiguous() for k, v in self.inputs.items() if isinstance(v, torch.Tensor)}
+        self._files = {".json": json.dumps({k: v for k, v in self.inputs.items() if k not in tensors}).encode()}
+        if tensors:
+            from safetensors.torch import save
+            self._files[".safetensors"] = save(tensors)
 
     def write_inputs(self, work: Path) -> None:
         """Put this run's inputs where the probe reads them (the sandbox's work folder)."""
         folder = work / INPUTS
         folder.mkdir(exist_ok=True)
-        tensors = {k: v.contiguous() for k, v in self.inputs.items() if isinstance(v, torch.Tensor)}
-        data = {k: v for k, v in self.inputs.items() if k not in tensors}
-        (folder / f"{self.test.key}.json").write_text(json.dumps(data))
-        if tensors:
-            from safetensors.torch import save_file
-            save_file(tensors, folder / f"{self.test.key}.safetensors")
+        for suffix, data in self._files.items():
+            (folder / f"{self.test.key}{suffix}").write_bytes(data)
 
     def __call__(self, work: Path) -> Verdict:
         try:
