@@ -14,6 +14,7 @@ answer cell breaks its rule when it imports a forbidden module, uses a tainted n
 from __future__ import annotations
 
 import ast
+import functools
 
 FORBIDDEN = {
     "own-model": ("book.models", "torchvision.models"),
@@ -29,8 +30,11 @@ OTHER_CELL_TRICKS = {"__import__", "importlib", "setattr", "exec", "eval", "comp
 ALLOWED_DUNDERS = {"__init__", "__name__", "__class__"}
 
 
+@functools.lru_cache(maxsize=512)
 def _python(source: str) -> ast.Module | None:
-    """The cell as Python (IPython magics become get_ipython() calls, which count as tricks)."""
+    """The cell as Python; IPython magics become get_ipython() calls, which count as tricks.
+
+    Cached, since every ruled question reads every cell: the tree is shared, so read it, never change it."""
     try:
         from IPython.core.inputtransformer2 import TransformerManager
         source = TransformerManager().transform_cell(source)
@@ -147,7 +151,7 @@ def violations(rule: str | None, answer: str, all_sources: list[str]) -> list[st
     if not problems:  # a clean answer whose names another cell defines again, with forbidden code
         problems += [f"{n} is defined again in another cell with code that reaches {reach}"
                      for n in sorted(defined & tainted)]
-    others = [t for t in map(_python, all_sources) if t is not None and ast.dump(t) != ast.dump(tree)]
+    others = [t for t in map(_python, all_sources) if t is not None and t is not tree]
     tricks = sorted({t for other in others for t in _tricks(other)
                      if t in OTHER_CELL_TRICKS or t.startswith("__") or t == "a non-constant default argument"})
     if tricks:

@@ -160,12 +160,11 @@ class UidPool:
     """Distinct uids for concurrent runs when the grader is root; otherwise the grader's own uid."""
 
     def __init__(self, size: int):
-        self._free = [FIRST_UID + i for i in range(size)] if os.geteuid() == 0 else []
-        self.root = os.geteuid() == 0
+        self._free = [FIRST_UID + i for i in range(size)] if os.geteuid() == 0 else None
         self._lock = threading.Lock()
 
     def take(self) -> int | None:
-        if not self.root:
+        if self._free is None:
             return None
         with self._lock:
             return self._free.pop(0)
@@ -229,22 +228,14 @@ class Runner:
             _kill(process)
         output, events, capped = bytearray(), bytearray(), threading.Event()
 
-        def read_output():
-            while chunk := _read(process.stdout):
-                if len(output) + len(chunk) > self.limits.output:
-                    output.extend(chunk[: self.limits.output - len(output)])
-                    capped.set()
-                    _kill(process)
-                    return
-                output.extend(chunk)
+        def on_flood():   # the student's output: past the cap the run is stopped
+            capped.set()
+            _kill(process)
 
-        def read_events():
-            with open(events_read, "rb") as pipe:
-                while chunk := pipe.read(65536):
-                    if len(events) < self.limits.output:
-                        events.extend(chunk[: self.limits.output - len(events)])
-
-        readers = [threading.Thread(target=read_output, daemon=True), threading.Thread(target=read_events, daemon=True)]
+        events_pipe = open(events_read, "rb")
+        readers = [threading.Thread(target=_drain, args=(process.stdout, output, self.limits.output, on_flood),
+                                    daemon=True),
+                   threading.Thread(target=_drain, args=(events_pipe, events, self.limits.output), daemon=True)]
         for reader in readers:
             reader.start()
         timed_out = False
@@ -260,15 +251,27 @@ class Runner:
         for reader in readers:   # the pipes close when the pid namespace is gone
             reader.join(timeout=10)
         process.stdout.close()
+        events_pipe.close()
         return Outcome(process.returncode, bytes(output), bytes(events), timed_out, capped.is_set(),
                        time.monotonic() - started)
 
 
-def _read(stream) -> bytes:
-    try:
-        return stream.read1(65536)
-    except (ValueError, OSError):   # closed under us: the run is over
-        return b""
+def _drain(stream, into: bytearray, limit: int, on_overflow=None) -> None:
+    """Read ``stream`` to its end, keeping the first ``limit`` bytes; past them, call ``on_overflow`` and stop."""
+    while True:
+        try:
+            chunk = stream.read1(65536)
+        except (ValueError, OSError):   # closed under us: the run is over
+            return
+        if not chunk:
+            return
+        if len(into) + len(chunk) > limit:
+            into.extend(chunk[: limit - len(into)])
+            if on_overflow is not None:
+                on_overflow()
+                return
+        else:
+            into.extend(chunk)
 
 
 def _kill(process: subprocess.Popen) -> None:
