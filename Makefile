@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Absolute, because notebook kernels run in their own folders.
 export BOOK_DATA_DIR := $(abspath $(or $(BOOK_DATA_DIR),$(wildcard ../shared/data)))
 
-.PHONY: book test lab chapters grade release bench serve clean
+.PHONY: book test lab chapters grade release bench gpu-check serve clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ grade: $(STAMP)  ## grade submissions in the sandbox: make grade HW=hw1_alexnet 
 bench: $(STAMP)  ## throughput benchmarks (training pipeline, grading)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/grade_throughput.py
+
+# The GPU machine has its own torch and no registry, so this target needs no venv: python3 is used if .venv is absent.
+gpu-check:  ## the gpu profile on a GPU (benchmarks/gpu_check.py, <= 8 min); ARGS=--dry-run checks it on a CPU
+	PYTHONPATH=. $(if $(wildcard $(BIN)/python),$(BIN)/python,python3) benchmarks/gpu_check.py \
+		$(if $(wildcard .gpu-data/manifest.json),--data .gpu-data) $(ARGS)
 
 serve: ## serve the built book on http://localhost:8000
 	$(BIN)/python -m http.server --directory _build/html 8000

@@ -51,6 +51,15 @@ def measure(model: torch.nn.Module, iterator, steps: int, warmup: int, device: t
     return seen / (time.perf_counter() - started)
 
 
+def plain_loader(resolution: int, batch_size: int, workers: int, device: torch.device):
+    """D2L's Fashion-MNIST pipeline: PIL images, per-sample ``Resize`` + ``ToTensor``, worker processes."""
+    plain_set = torchvision.datasets.FashionMNIST(
+        str(data._fashion_mnist_root()), train=True,
+        transform=transforms.Compose([transforms.Resize(resolution), transforms.ToTensor()]))
+    return torch.utils.data.DataLoader(plain_set, batch_size, shuffle=True, num_workers=workers,
+                                       pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+
+
 def endless(loader):
     while True:
         yield from loader
@@ -77,11 +86,7 @@ def main() -> None:
     train = data.fashion_mnist("train")
     ours = data.DeviceLoader(train, args.batch_size, shuffle=True, resolution=args.resolution, device=device,
                              channels_last=channels_last)
-    plain_set = torchvision.datasets.FashionMNIST(
-        str(data._fashion_mnist_root()), train=True,
-        transform=transforms.Compose([transforms.Resize(args.resolution), transforms.ToTensor()]))
-    plain = torch.utils.data.DataLoader(plain_set, args.batch_size, shuffle=True, num_workers=args.workers,
-                                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    plain = plain_loader(args.resolution, args.batch_size, args.workers, device)
 
     # Alternate the pipelines so that a slow spell of the machine does not favour either one.
     plain_rates, ours_rates = [], []
