@@ -1,4 +1,5 @@
-"""``python -m autograder release`` and ``python -m autograder grade HW SUBMISSION... --out DIR``."""
+"""``python -m autograder release``, ``grade HW SUBMISSION... --out DIR [--shard i/n --key FILE]``,
+``merge SHARD_DIR... --out DIR`` and ``key FILE``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from . import cells
 from . import grade as grading
+from . import merge as merging
 from . import release as releasing
 from . import sandbox
 
@@ -32,11 +34,28 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--memory-gib", type=float, default=4, help="address-space limit of each run")
     gr.add_argument("--output-cap", type=int, default=1_000_000, help="bytes of output read before a run is stopped")
     gr.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (grades are NOT trustworthy)")
+    gr.add_argument("--shard", help="grade only part i of n (0 <= i < n), e.g. $SLURM_ARRAY_TASK_ID/8; needs --key")
+    gr.add_argument("--key", type=Path, help="the grader key shared by every shard (see: key)")
+    mg = commands.add_parser("merge", help="combine shard folders into one grades.csv, feedback set and summary")
+    mg.add_argument("shards", nargs="+", type=Path)
+    mg.add_argument("--out", type=Path, required=True)
+    ky = commands.add_parser("key", help="write a new grader key for the shards of one class")
+    ky.add_argument("file", type=Path)
     args = parser.parse_args(argv)
 
     try:
         if args.command == "release":
             return _release(args)
+        if args.command == "key":
+            grading.new_key_file(args.file)
+            print(f"wrote {args.file}: give it to every shard with --key {args.file}, and keep it private")
+            return 0
+        if args.command == "merge":
+            merged = merging.merge(args.shards, args.out)
+            print(f"merged {len(args.shards)} shards, {len(merged)} students: wrote {args.out / 'grades.csv'}, "
+                  f"{args.out / 'summary.json'}, {args.out / 'histogram.png'}, results/ and feedback/")
+            return 0
+        shard = grading.parse_shard(args.shard) if args.shard else None
         if args.no_sandbox:
             print("WARNING: --no-sandbox: student code runs with your permissions and can change its own "
                   "grade and others'. These grades are not trustworthy.", file=sys.stderr)
@@ -44,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             sandbox.check_available()
         limits = sandbox.Limits(memory=int(args.memory_gib * 2**30), output=args.output_cap)
         results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
-                                source_dir=args.source, sandbox=not args.no_sandbox, limits=limits)
-    except (FileNotFoundError, cells.FormatError, sandbox.SandboxUnavailable) as error:
+                                source_dir=args.source, sandbox=not args.no_sandbox, limits=limits,
+                                shard=shard, key_file=args.key)
+    except FileExistsError as error:
+        print(f"error: {error.filename} exists already; a key is never overwritten", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

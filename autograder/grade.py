@@ -93,17 +93,69 @@ def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
 
 # --------------------------------------------------------------------------- the key and signed results
 
-def grader_key(out: Path) -> bytes:
-    """The run's secret: signs results and seeds the probes' inputs. Kept in ``out``, which no sandbox sees."""
+def new_key_file(path: Path) -> None:
+    """A fresh secret in ``path`` (mode 600), never overwriting one: ``python -m autograder key FILE``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+
+
+def read_key(path: Path) -> bytes:
+    try:
+        return bytes.fromhex(Path(path).read_text().strip())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no grader key at {path}; make one with: python -m autograder key {path}") from None
+    except ValueError:
+        raise cells.FormatError(f"{path} is not a grader key (64 hex digits); make one with: "
+                                "python -m autograder key NEWFILE") from None
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Names a key without revealing it: shards graded with different keys cannot be merged."""
+    return hashlib.sha256(b"autograder key fingerprint:" + key).hexdigest()[:16]
+
+
+def grader_key(out: Path, key_file: Path | None = None) -> bytes:
+    """The run's secret: signs results and seeds the probes' inputs. Kept in ``out``, which no sandbox sees.
+
+    With ``key_file`` (shards on several machines share one), that key is used and copied into ``out``."""
+    if key_file is not None:
+        return store_key(out, read_key(key_file))
+    path = out / ".grader" / "key"
+    if not path.exists():
+        store_key(out, secrets.token_bytes(32))
+    return read_key(path)
+
+
+def store_key(out: Path, key: bytes) -> bytes:
+    """Keep ``key`` in ``out/.grader/key`` (mode 600); refuse a folder already graded with another."""
     folder = out / ".grader"
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     path = folder / "key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+    if path.exists():
+        if read_key(path) != key:
+            raise cells.FormatError(f"{out} was graded with another grader key: use a new --out folder")
+        return key
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    return key
+
+
+# --------------------------------------------------------------------------- shards
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` with 0 ≤ i < n (Slurm's array ids and Kubernetes' completion indexes start at 0)."""
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not int(match[1]) < int(match[2]):
+        raise ValueError(f"--shard must be i/n with 0 <= i < n, like 0/4, not {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def shard_of(students: dict[str, Path], index: int, count: int) -> dict[str, Path]:
+    """Every ``count``-th student in name order, from the ``index``-th: the same split on every machine."""
+    return {name: path for position, (name, path) in enumerate(sorted(students.items())) if position % count == index}
 
 
 def seed_for(key: bytes, test: cells.Test) -> int:
@@ -201,8 +253,15 @@ def sweep_stale(temp: Path | None = None) -> list[Path]:
 
 def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, cell_timeout: float = 30,
           progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
-          limits: Limits | None = None) -> list[dict]:
-    """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again."""
+          limits: Limits | None = None, shard: tuple[int, int] | None = None,
+          key_file: Path | None = None) -> list[dict]:
+    """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again.
+
+    With ``shard=(i, n)`` only the i-th of n deterministic parts is graded, and ``out/shard.json``
+    records what ``merge`` needs; the shards must share ``key_file``."""
+    if shard is not None and key_file is None:
+        raise cells.FormatError("--shard needs --key FILE, one key shared by every shard "
+                                "(make it once: python -m autograder key grader.key)")
     from tqdm.auto import tqdm
 
     source_path = find_source(homework, source_dir)
@@ -210,8 +269,10 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     source_digest = hashlib.sha256(source_bytes).hexdigest()
     questions = cells.questions(nbformat.reads(source_bytes.decode(), as_version=4), str(source_path))
     students = collect(submissions)
+    if shard is not None:
+        students = shard_of(students, *shard)
     out.mkdir(parents=True, exist_ok=True)
-    key = grader_key(out)
+    key = grader_key(out, key_file)
     judges = {t.key: Judge(t, seed_for(key, t)) for q in questions for t in q.tests}
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -257,6 +318,11 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
         _restore_signals(previous)
     ordered = [results[s] for s in sorted(results)]
     report.write_summary(ordered, questions, out)
+    if shard is not None:
+        manifest = {"homework": source_path.stem, "source_sha256": source_digest, "key": key_fingerprint(key),
+                    "shard": list(shard), "students": sorted(results), "version": RESULT_VERSION,
+                    "questions": [[q.id, q.points] for q in questions]}
+        (out / "shard.json").write_text(json.dumps(manifest, indent=2))
     return ordered
 
 

@@ -1,4 +1,7 @@
-"""``python -m book train --model NAME --data fashion-mnist --profile cpu --epochs N --out run.json``."""
+"""``python -m book train --model NAME --data fashion-mnist --profile cpu --epochs N --out run.json``.
+
+Under ``torchrun --nproc_per_node=N -m book train ...`` the same command trains with DDP
+(``book.distributed``): ``--batch-size`` is the global batch, and only rank 0 prints and writes."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import data, models
+from . import data, distributed, models
 from .profiles import PROFILES
 
 
@@ -21,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--profile", choices=list(PROFILES), help="default: BOOK_PROFILE, else from the device")
     train.add_argument("--epochs", type=int, help="default: the profile's recipe")
     train.add_argument("--lr", type=float, help="default: the profile's recipe")
+    train.add_argument("--batch-size", type=int, help="the global batch (default: the profile's recipe)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint", type=Path, help="save after every epoch; with --resume, continue from it")
     train.add_argument("--resume", action="store_true")
@@ -28,24 +32,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .experiment import prepare, run
+    from .train import default_device
+    device = default_device()
+    distributed.setup(device)  # a no-op unless torchrun started several processes
     try:
-        experiment = prepare(args.model, args.profile, dataset=args.data, seed=args.seed, epochs=args.epochs)
+        return _train(args, prepare, run, device)
+    finally:
+        distributed.cleanup()
+
+
+def _train(args, prepare, run, device) -> int:
+    say = print if distributed.is_main() else (lambda *a, **k: None)
+    try:
+        experiment = prepare(args.model, args.profile, dataset=args.data, seed=args.seed, epochs=args.epochs,
+                             batch_size=args.batch_size, device=device)
     except data.DataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rec = experiment.recipe
-    print(f"{args.model} on {args.data} ({experiment.train.dataset_size:,} train / {experiment.test.dataset_size:,} "
-          f"test images at {rec.resolution} px), profile {experiment.profile}, {rec.epochs} epochs, "
-          f"device {experiment.train.device}", flush=True)
+    world = distributed.world_size()
+    processes = f", {world} processes of {rec.batch_size // world}" if world > 1 else ""
+    say(f"{args.model} on {args.data} ({experiment.train.dataset_size:,} train / {experiment.test.dataset_size:,} "
+        f"test images at {rec.resolution} px), profile {experiment.profile}, {rec.epochs} epochs, "
+        f"batch {rec.batch_size}{processes}, device {experiment.train.device}", flush=True)
     overrides = {"lr": args.lr} if args.lr else {}
     started = time.perf_counter()
     history = run(experiment, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume, **overrides)
     minutes = (time.perf_counter() - started) / 60
     history.meta["minutes"] = round(minutes, 3)
-    print(f"test accuracy {history.final_val_acc:.4f} after {len(history.records)} epochs, {minutes:.2f} min")
-    if args.out:
+    say(f"test accuracy {history.final_val_acc:.4f} after {len(history.records)} epochs, {minutes:.2f} min")
+    if args.out and distributed.is_main():
         args.out.parent.mkdir(parents=True, exist_ok=True)
         history.save(args.out)
         history.plot().savefig(args.out.with_suffix(".png"), dpi=100)
-        print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+        say(f"wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0

@@ -27,6 +27,8 @@ from PIL import Image
 from torchvision.datasets.utils import check_integrity, extract_archive
 from torchvision.transforms.v2 import functional as TF
 
+from . import distributed
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FASHION_MNIST_CLASSES = [
@@ -280,6 +282,8 @@ class DeviceLoader:
 
     The uint8 images move to ``device`` once; each batch is drawn by indexing, then resized to
     ``resolution``, augmented (``augment``: "none", "translate" or "crop", plus flips) and normalised there.
+    Under torchrun, ``batch_size`` is the global batch: every process draws the same order and keeps its
+    rank's share of each batch (``book.distributed``).
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 128, *, shuffle: bool = False,
@@ -300,7 +304,9 @@ class DeviceLoader:
         self.mean = torch.tensor(mean or default_mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std or default_std, device=self.device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.generator = torch.Generator(self.device).manual_seed(seed)
+        # Two generators: the order is the same in every process, the augmentations differ per rank.
+        self.order_generator = torch.Generator(self.device).manual_seed(seed)
+        self.generator = torch.Generator(self.device).manual_seed(seed + 104729 * (distributed.rank() + 1))
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -311,11 +317,14 @@ class DeviceLoader:
         return len(self.labels)
 
     def state_dict(self) -> dict:
-        """The shuffling state, so that a resumed run draws the same batches."""
-        return {"generator": self.generator.get_state()}
+        """The shuffling and augmentation state, so that a resumed run draws the same batches."""
+        return {"order": self.order_generator.get_state(), "augment": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        if "generator" in state:  # a checkpoint from before the two generators: one drove both
+            state = {"order": state["generator"], "augment": state["generator"]}
+        self.order_generator.set_state(state["order"])
+        self.generator.set_state(state["augment"])
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, C, H, W) → normalised float at ``self.resolution``, augmented if asked."""
@@ -334,10 +343,13 @@ class DeviceLoader:
 
     def __iter__(self):
         n = len(self.labels)
-        order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
+        order = (torch.randperm(n, generator=self.order_generator, device=self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
+        rank, world = distributed.rank(), distributed.world_size()
         for start in range(0, n, self.batch_size):
             index = order[start:start + self.batch_size]
             if self.drop_last and len(index) < self.batch_size:
                 break
+            if world > 1:
+                index = index.tensor_split(world)[rank]  # this process's contiguous share
             yield self.transform(self.images[index]), self.labels[index]

@@ -24,7 +24,7 @@ class Experiment:
 
 def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fashion-mnist",
             device: torch.device | str | None = None, seed: int = 0, epochs: int | None = None,
-            **model_options) -> Experiment:
+            batch_size: int | None = None, **model_options) -> Experiment:
     """The model of ``model_name`` and its data, as the profile's recipe says.
 
     The small profiles use the small-image configuration of ``book.models``; the gpu profile the
@@ -34,6 +34,8 @@ def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fash
     rec = recipe(model_name, prof.name)
     if epochs is not None:
         rec = replace(rec, epochs=epochs)
+    if batch_size is not None:  # the global batch: under torchrun each process takes its share
+        rec = replace(rec, batch_size=batch_size)
     device = torch.device(device or default_device())
     if dataset == "fashion-mnist":
         train_set = data.fashion_mnist("train").per_class(prof.train_per_class)

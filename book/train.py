@@ -15,9 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
+
 
 def default_device() -> torch.device:
-    """CUDA if present, then Apple's MPS, then the CPU."""
+    """This process's GPU under torchrun, else CUDA if present, then Apple's MPS, then the CPU."""
+    if distributed.local_device() is not None:
+        return distributed.local_device()
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -112,7 +116,7 @@ def evaluate(model: nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    seen = torch.zeros((), device=device, dtype=torch.long)
     for x, y in loader:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -121,7 +125,8 @@ def evaluate(model: nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
     model.train(was_training)
-    return loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
+    loss_sum, correct, seen = distributed.all_sum(loss_sum, correct, seen)  # each process saw its share
+    return loss_sum.item() / max(seen.item(), 1), correct.item() / max(seen.item(), 1)
 
 
 def predict(model: nn.Module, loader: Iterable) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,24 +215,38 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
       same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
     - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the cause.
+    - Under torchrun (``book.distributed``) the model trains with DDP, the loader's batch is the global
+      batch, and only rank 0 shows progress and writes the checkpoint. On GPUs BatchNorm becomes
+      SyncBatchNorm; on the CPU (gloo) each process normalises its own share of the batch.
     """
     from tqdm.auto import tqdm
 
     device = torch.device(device or getattr(train_loader, "device", None) or default_device())
     bf16 = device.type == "cuda" if bf16 is None else bf16
     channels_last = True if channels_last is None else channels_last  # faster convolutions on CUDA and oneDNN alike
-    live_plot = _in_notebook() if live_plot is None else live_plot
-    torch.manual_seed(seed)
+    distributed.setup(device)
+    world, main = distributed.world_size(), distributed.is_main()
+    progress = progress and main
+    live_plot = (_in_notebook() if live_plot is None else live_plot) and main
+    torch.manual_seed(seed + distributed.rank())  # dropout masks differ between processes, as their data does
 
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    step_model = torch.compile(model) if compile else model
+    step_model = model
+    if world > 1:
+        if device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        step_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model) if compile else step_model
     opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(train_loader)
     sched = _make_schedule(opt, schedule, lr, epochs * steps_per_epoch)
+    batch = getattr(train_loader, "batch_size", None)
     history = History(meta={"model": type(model).__name__, "device": str(device), "epochs": epochs, "lr": lr,
-                            "optimizer": optimizer, "schedule": schedule, "bf16": bf16, **(meta or {})})
+                            "optimizer": optimizer, "schedule": schedule, "bf16": bf16, "processes": world,
+                            "global_batch": batch, "batch_per_process": batch // world if batch else None,
+                            **(meta or {})})
 
     start_epoch = 0
     checkpoint = Path(checkpoint) if checkpoint else None
@@ -236,9 +255,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["schedule"])
+        mine = distributed.rank() if len(state.get("loader_per_rank") or []) == world else 0
         if hasattr(train_loader, "load_state_dict"):
-            train_loader.load_state_dict(state["loader"])
-        torch.set_rng_state(state["rng_cpu"])
+            train_loader.load_state_dict((state.get("loader_per_rank") or [state["loader"]])[mine])
+        torch.set_rng_state((state.get("rng_cpu_per_rank") or [state["rng_cpu"]])[mine])
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"])
         history = History.from_dict(state["history"])
@@ -251,7 +271,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
             started = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
+            seen = 0  # in this process; the record sums every process's figures
             bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
                        leave=False, unit="batch", mininterval=_bar_interval())
             for step, (x, y) in enumerate(bar):
@@ -270,13 +290,16 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
                 # Reading the loss forces a device sync, so look only every 20 steps and at the end.
                 if step % 20 == 19 or step == steps_per_epoch - 1:
                     mean_loss = loss_sum.item() / seen
-                    if not math.isfinite(mean_loss):
+                    finite = torch.tensor(float(math.isfinite(mean_loss)), device=device)
+                    if distributed.all_sum(finite)[0].item() < world:  # every process stops together
                         raise NonFiniteLossError(_nan_message(epoch, step, opt, checkpoint, bf16), history)
                     bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}")
             bar.close()
             train_seconds = time.perf_counter() - started
+            loss_sum, correct, seen = (t.item() for t in distributed.all_sum(loss_sum, correct,
+                                                                             torch.tensor(seen, device=device)))
             val_loss, val_acc = evaluate(model, val_loader, bf16=bf16) if val_loader is not None else (None, None)
-            record = EpochRecord(epoch + 1, loss_sum.item() / seen, correct.item() / seen, val_loss, val_acc,
+            record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc,
                                  seen / train_seconds, time.perf_counter() - started, opt.param_groups[0]["lr"])
             history.records.append(record)
             if progress:
@@ -285,11 +308,15 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
                            f"train acc {record.train_acc:.3f}{val}, {record.images_per_s:,.0f} img/s, "
                            f"{record.seconds:.1f} s")
             if checkpoint:
-                _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
-                                 schedule=sched.state_dict(), epoch=epoch + 1, history=history.to_dict(),
-                                 loader=train_loader.state_dict() if hasattr(train_loader, "state_dict") else None,
-                                 rng_cpu=torch.get_rng_state(),
-                                 rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
+                loaders = distributed.gather(train_loader.state_dict() if hasattr(train_loader, "state_dict") else None)
+                rngs = distributed.gather(torch.get_rng_state())
+                if main:
+                    _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
+                                     schedule=sched.state_dict(), epoch=epoch + 1, history=history.to_dict(),
+                                     loader=loaders[0], rng_cpu=rngs[0], loader_per_rank=loaders,
+                                     rng_cpu_per_rank=rngs,
+                                     rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
+                distributed.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
             if plot:
                 plot.update(history)
             for callback in callbacks:

@@ -309,16 +309,57 @@ def test_an_edited_result_is_regraded_not_trusted(tmp_path):
     assert (out / "results" / "full.json").stat().st_mtime_ns == kept, "a signed, unchanged result is kept"
 
 
+def autograder_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
 @needs_bwrap
-def test_grading_twice_gives_identical_grades(tmp_path):
+def test_grading_twice_and_in_two_shards_gives_identical_grades(tmp_path):
     hw = "hw2_vgg"
     partial = solution(hw)
     answer_cell(partial, "q3").source = "def stacked_vs_single(channels, layers):\n    return (1, 2)"
-    subs = {"partial": partial, "full": solution(hw)}
+    blank = nbformat.read(REPO / "homework" / f"{hw}.ipynb", 4)
+    subs = {"partial": partial, "full": solution(hw), "blank": blank}
     _, first = grade_folder(tmp_path / "one", hw, subs)
     _, second = grade_folder(tmp_path / "two", hw, subs)
-    assert (first / "grades.csv").read_text() == (second / "grades.csv").read_text()
+    assert (first / "grades.csv").read_bytes() == (second / "grades.csv").read_bytes()
     assert "partial,6,3,0,9" in (first / "grades.csv").read_text()
+
+    # The same class in two shards (as two Slurm array tasks would run it), then merged.
+    key = tmp_path / "grader.key"
+    assert autograder_cli("key", key).returncode == 0
+    assert autograder_cli("key", key).returncode == 2, "a key is never overwritten"
+    folder = tmp_path / "one" / "submissions"
+    assert "needs --key" in autograder_cli("grade", hw, folder, "--out", tmp_path / "x", "--shard", "0/2").stderr
+    for index in (0, 1):
+        done = autograder_cli("grade", hw, folder, "--out", tmp_path / f"shard{index}", "--shard", f"{index}/2",
+                              "--key", key, "--workers", "2")
+        assert done.returncode == 0, done.stderr
+    shards = [json.loads((tmp_path / f"shard{i}" / "shard.json").read_text())["students"] for i in (0, 1)]
+    assert shards == [["blank", "partial"], ["full"]]
+    done = autograder_cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "merged" / "grades.csv").read_bytes() == (first / "grades.csv").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == ["blank.md", "full.md", "partial.md"]
+
+    # What merge refuses, each named (synthetic damage to real shard folders).
+    refused = autograder_cli("merge", tmp_path / "shard0", "--out", tmp_path / "m1")
+    assert refused.returncode == 2 and "missing [1]" in refused.stderr
+    other_key = shutil.copytree(tmp_path / "shard1", tmp_path / "other_key")
+    manifest = json.loads((other_key / "shard.json").read_text())
+    (other_key / "shard.json").write_text(json.dumps({**manifest, "key": "0" * 16}))
+    refused = autograder_cli("merge", tmp_path / "shard0", other_key, "--out", tmp_path / "m2")
+    assert refused.returncode == 2 and "different grader keys" in refused.stderr
+    (other_key / "shard.json").write_text(json.dumps({**manifest, "source_sha256": "f" * 64}))
+    refused = autograder_cli("merge", tmp_path / "shard0", other_key, "--out", tmp_path / "m3")
+    assert refused.returncode == 2 and "different homework versions" in refused.stderr
+    forged = shutil.copytree(tmp_path / "shard1", tmp_path / "forged")
+    result = json.loads((forged / "results" / "full.json").read_text())
+    (forged / "results" / "full.json").write_text(json.dumps({**result, "total": 99}))
+    refused = autograder_cli("merge", tmp_path / "shard0", forged, "--out", tmp_path / "m4")
+    assert refused.returncode == 2 and "does not verify" in refused.stderr
+    assert not any((tmp_path / m).exists() for m in ("m1", "m2", "m3", "m4")), "a refused merge writes nothing"
 
 
 def _start_grading(folder: Path, out: Path, workers: int = 1) -> subprocess.Popen:

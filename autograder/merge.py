@@ -1,0 +1,95 @@
+"""``python -m autograder merge SHARD_DIR... --out DIR``: one class's shards back into one set of grades.
+
+Each shard folder comes from ``grade --shard i/n --key FILE``. Merging refuses, naming the folder:
+a folder without ``shard.json``; shards of different homework versions (source hashes), grader keys or
+result versions; a missing, repeated or foreign shard index; a student in two shards; and a result
+whose signature does not verify under the shared key. Nothing is written until every check passes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import report
+from .cells import FormatError
+from .grade import key_fingerprint, read_key, store_key, verified
+
+
+@dataclass(frozen=True)
+class QuestionPoints:
+    """What the summary needs of a question: its id and its points (from the shard's manifest)."""
+
+    id: str
+    points: float
+
+
+def _manifest(folder: Path) -> dict:
+    path = folder / "shard.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(f"{folder} is not a shard folder (no shard.json); grade it with --shard i/n --key FILE") from None
+    except ValueError as error:
+        raise FormatError(f"{path} is not valid JSON ({error}); grade that shard again") from None
+
+
+def _same(manifests: dict[Path, dict], field: str, what: str) -> None:
+    values = {folder: m.get(field) for folder, m in manifests.items()}
+    if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+        listing = "; ".join(f"{folder}: {value}" for folder, value in values.items())
+        raise FormatError(f"the shards have different {what}, so they cannot be merged ({listing})")
+
+
+def merge(folders: list[Path], out: Path) -> list[dict]:
+    """Check every shard, then write results/, feedback/, grades.csv, summary.json and histogram.png to ``out``."""
+    folders = [Path(f) for f in folders]
+    manifests = {folder: _manifest(folder) for folder in folders}
+    _same(manifests, "homework", "homework")
+    _same(manifests, "source_sha256", "homework versions (instructor notebooks)")
+    _same(manifests, "key", "grader keys")
+    _same(manifests, "version", "result versions")
+    _same(manifests, "questions", "questions")
+    counts = {m["shard"][1] for m in manifests.values()}
+    if len(counts) > 1:
+        raise FormatError(f"the shards split the class in different numbers of parts: {sorted(counts)}")
+    count = counts.pop()
+    indexes = sorted(m["shard"][0] for m in manifests.values())
+    if indexes != list(range(count)):
+        missing = sorted(set(range(count)) - set(indexes))
+        repeated = sorted({i for i in indexes if indexes.count(i) > 1})
+        raise FormatError(f"shards of {count}: missing {missing or 'none'}, repeated {repeated or 'none'}; "
+                          "give each shard folder exactly once")
+
+    keys = {folder: read_key(folder / ".grader" / "key") for folder in folders}
+    results: dict[str, tuple[Path, dict]] = {}
+    for folder, manifest in manifests.items():
+        key = keys[folder]
+        if key_fingerprint(key) != manifest["key"]:
+            raise FormatError(f"{folder}/.grader/key is not the key its shard.json names")
+        for student in manifest["students"]:
+            if student in results:
+                raise FormatError(f"{student} is in two shards: {results[student][0]} and {folder}")
+            path = folder / "results" / f"{student}.json"
+            try:
+                result = json.loads(path.read_text())
+            except (OSError, ValueError):
+                raise FormatError(f"{path} is missing or unreadable; grade shard {manifest['shard'][0]} again") from None
+            if not verified(result, key) or result.get("source_sha256") != manifest["source_sha256"]:
+                raise FormatError(f"{path} does not verify under the shards' key: it was changed after grading; "
+                                  f"grade shard {manifest['shard'][0]} again")
+            results[student] = (folder, result)
+
+    out.mkdir(parents=True, exist_ok=True)
+    store_key(out, next(iter(keys.values())))  # the merged folder keeps the key: its results verify later
+    for student, (folder, result) in sorted(results.items()):
+        (out / "results").mkdir(exist_ok=True)
+        (out / "feedback").mkdir(exist_ok=True)
+        shutil.copyfile(folder / "results" / f"{student}.json", out / "results" / f"{student}.json")
+        shutil.copyfile(folder / "feedback" / f"{student}.md", out / "feedback" / f"{student}.md")
+    ordered = [result for _, (_, result) in sorted(results.items())]
+    questions = [QuestionPoints(qid, points) for qid, points in next(iter(manifests.values()))["questions"]]
+    report.write_summary(ordered, questions, out)
+    return ordered
