@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import itertools
 import json
 import os
 import platform
@@ -41,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))  # the repository, for `book`, when run as 
 sys.path.insert(0, str(HERE))         # the sibling benchmarks
 
 import compact_data  # noqa: E402
-from train_throughput import endless, measure, plain_loader  # noqa: E402
+from train_throughput import FirstBatches, endless, measure, plain_loader  # noqa: E402
 
 from book import data, models  # noqa: E402
 from book.experiment import prepare  # noqa: E402
@@ -59,19 +58,6 @@ IMAGENETTE = dict(model="resnet18", stored_px=128, train_px=128, test_px=144, ba
 # A dry run keeps every code path and shrinks every size.
 DRY = dict(batch_size=8, steps=2, warmup=1, rounds=1, per_class=4, imagenette_batch=8, max_epochs=2,
            budget_minutes=0.5)
-
-
-class FirstBatches:
-    """The first ``count`` batches of an endless pass over ``loader``: `fit` sees a short epoch."""
-
-    def __init__(self, loader, count: int):
-        self.loader, self.count, self.device = loader, count, loader.device
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self):
-        return itertools.islice(endless(self.loader), self.count)
 
 
 def synchronize(device: torch.device) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import statistics
 import time
@@ -63,6 +64,19 @@ def plain_loader(resolution: int, batch_size: int, workers: int, device: torch.d
 def endless(loader):
     while True:
         yield from loader
+
+
+class FirstBatches:
+    """The first ``count`` batches of an endless pass over ``loader``: `fit` sees a short epoch."""
+
+    def __init__(self, loader, count: int):
+        self.loader, self.count, self.device = loader, count, loader.device
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return itertools.islice(endless(self.loader), self.count)
 
 
 def main() -> None:

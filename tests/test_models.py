@@ -56,6 +56,30 @@ def test_paper_stride_differs_from_torchvision_stride():
     assert _max_difference(models.build("resnet50", stride_on="1x1"), reference, (1, 3, 96, 96)) > 1e-3
 
 
+def paper_lrn(a: torch.Tensor, n=5, k=2.0, alpha=1e-4, beta=0.75) -> torch.Tensor:
+    """Krizhevsky et al. 2012 §3.3, written out: b_i = a_i / (k + α Σ_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a_j²)^β."""
+    channels = a.shape[1]
+    out = torch.empty_like(a)
+    for i in range(channels):
+        low, high = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        out[:, i] = a[:, i] / (k + alpha * (a[:, low:high + 1] ** 2).sum(1)) ** beta
+    return out
+
+
+def test_lrn_follows_the_papers_formula():
+    torch.manual_seed(0)
+    a = torch.randn(2, 16, 5, 5, dtype=torch.float64) * 40  # large enough for the α term to matter
+    expected = paper_lrn(a)
+    lrns = [m for name in ("alexnet", "vgg11_lrn", "googlenet") for m in models.build(name).modules()
+            if isinstance(m, nn.LocalResponseNorm)]
+    assert len(lrns) == 2 + 1 + 2
+    for lrn in lrns:
+        assert torch.allclose(lrn(a), expected, rtol=1e-10, atol=0)
+    # Counter-test: PyTorch's alpha is divided by n, so passing the paper's 1e-4 as is normalises 5x less.
+    naive = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(a)
+    assert (naive - expected).abs().max() > 1e-3 * expected.abs().max()
+
+
 def test_vgg_parameters_match_table_2():
     for config, name in papers.VGG_NAMES.items():
         params = summary.count(models.build(name), IMAGE)["params"]

@@ -117,3 +117,15 @@ def test_gpu_profile_recipes_build_and_step_on_the_cpu(name):
     logits = output[0] if isinstance(output, tuple) else output
     assert logits.shape == (2, 10)
     torch.nn.functional.cross_entropy(logits, y[:2]).backward()
+
+
+def test_bf16_is_the_default_only_where_the_cpu_has_it(monkeypatch):
+    from book.train import native_bf16
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the floor machine, emulated: no bf16 instructions
+    assert native_bf16(torch.device("cpu")) is False
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    hardware = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    expected = hardware and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    assert native_bf16(torch.device("cpu")) is expected
+    assert native_bf16(torch.device("cuda")) is True

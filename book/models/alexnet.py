@@ -8,6 +8,17 @@ from torch import nn
 from .init import he_init
 
 
+# The paper's local response normalisation (§3.3): b_i = a_i / (k + α Σ_j a_j²)^β, the sum over n = 5
+# adjacent channels, with k = 2, α = 1e-4, β = 0.75. PyTorch's LocalResponseNorm (like Caffe's) divides
+# its alpha by n, so the paper's α is passed as α·n = 5e-4.
+LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
+
+
+def local_response_norm() -> nn.LocalResponseNorm:
+    """AlexNet's LRN with the paper's constants (§3.3); VGG's A-LRN and GoogLeNet reuse it."""
+    return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA * LRN_SIZE, beta=LRN_BETA, k=LRN_K)
+
+
 def _scaled(channels: int, width: float, groups: int) -> int:
     """Channels times ``width``, kept a multiple of ``groups`` so that the towers stay equal."""
     return max(groups, round(channels * width / groups) * groups)
@@ -32,7 +43,7 @@ class AlexNet(nn.Module):
         act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
         c1, c2, c3, c4, c5 = (_scaled(c, width, towers) for c in (96, 256, 384, 384, 256))
         pool = (lambda: nn.MaxPool2d(3, 2)) if overlap else (lambda: nn.MaxPool2d(2, 2))
-        norm = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)) if lrn else nn.Identity
+        norm = local_response_norm if lrn else nn.Identity
         first = nn.Conv2d(in_channels, c1, 11, stride=4, padding=2) if stem == "imagenet" else \
             nn.Conv2d(in_channels, c1, 3, stride=1, padding=1)
         self.features = nn.Sequential(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .alexnet import local_response_norm
 from .init import he_init
 
 # Table 1, one row per inception block: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
@@ -87,7 +88,9 @@ class GoogLeNet(nn.Module):
                  lrn: bool = True, batch_norm: bool = False, stem: str = "imagenet", dropout: float = 0.4):
         super().__init__()
         w = lambda c: max(1, round(c * width))  # noqa: E731 - a one-line scaling rule
-        norm = (lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)) if lrn and not batch_norm else nn.Identity
+        # The paper names LocalRespNorm (Figure 3) without constants: AlexNet's are used. (BVLC's Caffe
+        # GoogLeNet uses k=1 with the same α in Caffe's α/n convention.)
+        norm = local_response_norm if lrn and not batch_norm else nn.Identity
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 conv_relu(in_channels, w(64), 7, 2, batch_norm), nn.MaxPool2d(3, 2, ceil_mode=True), norm(),

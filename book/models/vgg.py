@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .alexnet import local_response_norm
+
 # Table 1. An int is a 3×3 convolution with that many channels; "1x1:C" a 1×1 convolution (config C)
 # (any "kxk:C" works, e.g. "5x5:C" for the paper's §2.3 comparison with larger filters);
 # "M" a 2×2 max-pool; "LRN" local response normalisation (config A-LRN).
@@ -30,7 +32,7 @@ def make_features(config: list, in_channels: int = 3, width: float = 1.0, batch_
         if entry == "M":
             layers.append(nn.MaxPool2d(2, 2))
         elif entry == "LRN":
-            layers.append(nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))  # AlexNet's settings (§2.1)
+            layers.append(local_response_norm())  # AlexNet's (§2.1 cites Krizhevsky et al.)
         else:
             if isinstance(entry, str):
                 size, out = entry.split(":")
