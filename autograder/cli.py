@@ -47,7 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "release":
             return _release(args)
         if args.command == "key":
-            grading.new_key_file(args.file)
+            try:
+                grading.new_key_file(args.file)
+            except FileExistsError:
+                print(f"error: {args.file} exists already; a key is never overwritten", file=sys.stderr)
+                return 2
             print(f"wrote {args.file}: give it to every shard with --key {args.file}, and keep it private")
             return 0
         if args.command == "merge":
@@ -65,9 +69,6 @@ def main(argv: list[str] | None = None) -> int:
         results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
                                 source_dir=args.source, sandbox=not args.no_sandbox, limits=limits,
                                 shard=shard, key_file=args.key)
-    except FileExistsError as error:
-        print(f"error: {error.filename} exists already; a key is never overwritten", file=sys.stderr)
-        return 2
     except (FileNotFoundError, ValueError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -101,13 +101,17 @@ def new_key_file(path: Path) -> None:
 
 
 def read_key(path: Path) -> bytes:
+    """A key of exactly 32 bytes (64 hex digits): anything shorter would make signatures forgeable."""
     try:
-        return bytes.fromhex(Path(path).read_text().strip())
+        key = bytes.fromhex(Path(path).read_text().strip())
     except FileNotFoundError:
         raise FileNotFoundError(f"no grader key at {path}; make one with: python -m autograder key {path}") from None
     except ValueError:
+        key = b""
+    if len(key) != 32:
         raise cells.FormatError(f"{path} is not a grader key (64 hex digits); make one with: "
-                                "python -m autograder key NEWFILE") from None
+                                "python -m autograder key NEWFILE")
+    return key
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -154,8 +158,17 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_of(students: dict[str, Path], index: int, count: int) -> dict[str, Path]:
-    """Every ``count``-th student in name order, from the ``index``-th: the same split on every machine."""
-    return {name: path for position, (name, path) in enumerate(sorted(students.items())) if position % count == index}
+    """The students whose name hashes to ``index`` modulo ``count``: the same split on every machine, and a
+    student's shard does not move when others join the class."""
+    def bucket(name: str) -> int:
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % count
+    return {name: path for name, path in students.items() if bucket(name) == index}
+
+
+def class_fingerprint(students: dict[str, Path]) -> dict:
+    """What every shard must agree on: the whole class's names (a late submission changes it)."""
+    names = "\n".join(sorted(students))
+    return {"students": len(students), "sha256": hashlib.sha256(names.encode()).hexdigest()}
 
 
 def seed_for(key: bytes, test: cells.Test) -> int:
@@ -269,6 +282,7 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     source_digest = hashlib.sha256(source_bytes).hexdigest()
     questions = cells.questions(nbformat.reads(source_bytes.decode(), as_version=4), str(source_path))
     students = collect(submissions)
+    whole_class = class_fingerprint(students)
     if shard is not None:
         students = shard_of(students, *shard)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,7 +334,8 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     report.write_summary(ordered, questions, out)
     if shard is not None:
         manifest = {"homework": source_path.stem, "source_sha256": source_digest, "key": key_fingerprint(key),
-                    "shard": list(shard), "students": sorted(results), "version": RESULT_VERSION,
+                    "shard": list(shard), "students": sorted(results), "class": whole_class,
+                    "version": RESULT_VERSION,
                     "questions": [[q.id, q.points] for q in questions]}
         (out / "shard.json").write_text(json.dumps(manifest, indent=2))
     return ordered

@@ -3,7 +3,9 @@
 Each shard folder comes from ``grade --shard i/n --key FILE``. Merging refuses, naming the folder:
 a folder without ``shard.json``; shards of different homework versions (source hashes), grader keys or
 result versions; a missing, repeated or foreign shard index; a student in two shards; and a result
-whose signature does not verify under the shared key. Nothing is written until every check passes.
+whose signature does not verify under the shared key, or a class that changed between shards (its
+fingerprint is in every ``shard.json``). Nothing is written until every check passes, and only into an
+empty folder.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from . import report
 from .cells import FormatError
-from .grade import key_fingerprint, read_key, store_key, verified
+from .grade import _safe, key_fingerprint, read_key, store_key, verified
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,24 @@ class QuestionPoints:
     points: float
 
 
+FIELDS = ("homework", "source_sha256", "key", "shard", "students", "class", "version", "questions")
+
+
 def _manifest(folder: Path) -> dict:
     path = folder / "shard.json"
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise FormatError(f"{folder} is not a shard folder (no shard.json); grade it with --shard i/n --key FILE") from None
     except ValueError as error:
         raise FormatError(f"{path} is not valid JSON ({error}); grade that shard again") from None
+    missing = [name for name in FIELDS if name not in manifest] if isinstance(manifest, dict) else list(FIELDS)
+    if missing:
+        raise FormatError(f"{path} lacks {', '.join(missing)}: grade that shard again with this version")
+    unsafe = [name for name in manifest["students"] if not isinstance(name, str) or _safe(name) != name]
+    if unsafe:
+        raise FormatError(f"{path} names students that are not plain file names: {unsafe[:3]}")
+    return manifest
 
 
 def _same(manifests: dict[Path, dict], field: str, what: str) -> None:
@@ -52,6 +64,7 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
     _same(manifests, "key", "grader keys")
     _same(manifests, "version", "result versions")
     _same(manifests, "questions", "questions")
+    _same(manifests, "class", "classes (a submission was added or removed between shards: grade every shard again)")
     counts = {m["shard"][1] for m in manifests.values()}
     if len(counts) > 1:
         raise FormatError(f"the shards split the class in different numbers of parts: {sorted(counts)}")
@@ -77,10 +90,18 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
                 result = json.loads(path.read_text())
             except (OSError, ValueError):
                 raise FormatError(f"{path} is missing or unreadable; grade shard {manifest['shard'][0]} again") from None
-            if not verified(result, key) or result.get("source_sha256") != manifest["source_sha256"]:
+            if (not verified(result, key) or result.get("source_sha256") != manifest["source_sha256"]
+                    or result.get("student") != student):
                 raise FormatError(f"{path} does not verify under the shards' key: it was changed after grading; "
                                   f"grade shard {manifest['shard'][0]} again")
+            if not (folder / "feedback" / f"{student}.md").is_file():
+                raise FormatError(f"{folder}/feedback/{student}.md is missing; grade shard {manifest['shard'][0]} again")
             results[student] = (folder, result)
+    count = next(iter(manifests.values()))["class"]["students"]
+    if len(results) != count:
+        raise FormatError(f"the shards hold {len(results)} students but the class has {count}; grade every shard again")
+    if out.exists() and any(out.iterdir()):
+        raise FormatError(f"{out} is not empty: merge into a new folder")
 
     out.mkdir(parents=True, exist_ok=True)
     store_key(out, next(iter(keys.values())))  # the merged folder keeps the key: its results verify later

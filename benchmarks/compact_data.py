@@ -106,6 +106,8 @@ def unpack(compact: Path, into: Path = REPO_ROOT / "data" / "unpacked") -> tuple
     root = into
     if (root / "manifest.json").exists() and (root / "manifest.json").read_text() == manifest_path.read_text():
         return root / "data", root / "cache"  # this very copy is unpacked already
+    if root.exists() and any(root.iterdir()) and not (root / "cache").is_dir():
+        raise FileExistsError(f"{root} holds files that are not an unpacked copy; choose an empty folder")
     shutil.rmtree(root, ignore_errors=True)  # another copy's files, or a half-finished unpack
     cache_raw = root / "cache" / "FashionMNIST" / "raw"
     cache_raw.mkdir(parents=True)

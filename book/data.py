@@ -304,13 +304,19 @@ class DeviceLoader:
         self.mean = torch.tensor(mean or default_mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std or default_std, device=self.device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # Two generators: the order is the same in every process, the augmentations differ per rank.
+        # Under torchrun, two generators: the order is the same in every process, the augmentations differ
+        # per rank. In one process, one generator drives both, as it always has (same batches as before).
         self.order_generator = torch.Generator(self.device).manual_seed(seed)
-        self.generator = torch.Generator(self.device).manual_seed(seed + 104729 * (distributed.rank() + 1))
+        self.generator = (torch.Generator(self.device).manual_seed(seed + 104729 * (distributed.rank() + 1))
+                          if distributed.world_size() > 1 else self.order_generator)
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.drop_last:
+            return n // self.batch_size
+        last = n % self.batch_size
+        dropped = 0 < last < distributed.world_size()  # too small to share out under torchrun (see __iter__)
+        return math.ceil(n / self.batch_size) - dropped
 
     @property
     def dataset_size(self) -> int:
@@ -351,5 +357,7 @@ class DeviceLoader:
             if self.drop_last and len(index) < self.batch_size:
                 break
             if world > 1:
+                if len(index) < world:  # a last batch too small to give every process an image
+                    break
                 index = index.tensor_split(world)[rank]  # this process's contiguous share
             yield self.transform(self.images[index]), self.labels[index]

@@ -20,7 +20,7 @@ import torchvision
 from nbclient import NotebookClient
 
 from .profiles import default_profile
-from .train import default_device
+from .train import default_bf16, default_device
 
 
 def execute(path: Path, profile: str | None = None, timeout: int = 900) -> float:
@@ -39,6 +39,8 @@ def execute(path: Path, profile: str | None = None, timeout: int = 900) -> float
         "profile": profile,
         "device": str(default_device()),
         "cpu_count": os.cpu_count(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the ISA PyTorch used: AVX2, AVX512...
+        "bf16": default_bf16(default_device()),  # whether fit trained in bf16 autocast by default
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -44,7 +44,7 @@ ILSVRC_TOP5 = [
     (2011, 25.8, "XRCE", "Russakovsky et al. 2015, Table 7"),
     (2012, 15.3, "SuperVision (AlexNet)", "Krizhevsky et al. 2012, Table 2"),
     (2013, 11.7, "Clarifai", "Russakovsky et al. 2015, Table 7"),
-    (2014, 6.7, "GoogLeNet", "Szegedy et al. 2015, Table 2"),
+    (2014, 6.67, "GoogLeNet", "Szegedy et al. 2015, Table 2"),
     (2015, 3.57, "ResNet (MSRA)", "He et al. 2016, Table 5"),
     (2016, 2.99, "Trimps-Soushen", "ILSVRC 2016 results"),
     (2017, 2.25, "SENet", "Hu et al. 2018, §6"),

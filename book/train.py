@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -47,6 +48,15 @@ def native_bf16(device: torch.device) -> bool:
     capability = torch.backends.cpu.get_cpu_capability()
     has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return capability.startswith("AVX512") and has_bf16
+
+
+def default_bf16(device: torch.device) -> bool:
+    """``BOOK_BF16=1`` or ``0`` if set (bf16 rounds differently with each batch's makeup, so exact
+    comparisons run in fp32), else :func:`native_bf16`."""
+    chosen = os.environ.get("BOOK_BF16")
+    if chosen not in (None, "", "0", "1"):
+        raise ValueError(f"BOOK_BF16={chosen!r}: use 1 (bf16 autocast), 0 (fp32), or leave it unset (automatic)")
+    return native_bf16(device) if not chosen else chosen == "1"
 
 
 def seed_everything(seed: int) -> None:
@@ -130,7 +140,9 @@ def _loss_and_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_s
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval mode."""
+    """Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval mode.
+
+    Under torchrun every process must call it (it sums the processes' shares): never on rank 0 alone."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -231,7 +243,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     """Train ``model`` for ``epochs`` passes over ``train_loader`` and return its :class:`History`.
 
     - The device is the loader's (or :func:`default_device`); bf16 autocast is on by default where it is
-      the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16 instructions);
+      the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16 instructions; ``BOOK_BF16`` overrides);
       channels_last memory format is on by default (measured faster for convolutions on this 2-core CPU too).
     - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
       same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
@@ -243,10 +255,14 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     from tqdm.auto import tqdm
 
     device = torch.device(device or getattr(train_loader, "device", None) or default_device())
-    bf16 = native_bf16(device) if bf16 is None else bf16
+    bf16 = default_bf16(device) if bf16 is None else bf16
     channels_last = True if channels_last is None else channels_last  # faster convolutions on CUDA and oneDNN alike
     distributed.setup(device)
     world, main = distributed.world_size(), distributed.is_main()
+    batch = getattr(train_loader, "batch_size", None)
+    if world > 1 and batch is not None and batch < world:
+        raise ValueError(f"the global batch ({batch}) is smaller than the number of processes ({world}): "
+                         f"some would get no images; use --batch-size {world} or more")
     progress = progress and main
     live_plot = (_in_notebook() if live_plot is None else live_plot) and main
     torch.manual_seed(seed + distributed.rank())  # dropout masks differ between processes, as their data does
@@ -263,7 +279,6 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(train_loader)
     sched = _make_schedule(opt, schedule, lr, epochs * steps_per_epoch)
-    batch = getattr(train_loader, "batch_size", None)
     history = History(meta={"model": type(model).__name__, "device": str(device), "epochs": epochs, "lr": lr,
                             "optimizer": optimizer, "schedule": schedule, "bf16": bf16,
                             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "processes": world,
@@ -273,16 +288,22 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     start_epoch = 0
     checkpoint = Path(checkpoint) if checkpoint else None
     if resume and checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        # On the CPU: RNG and generator states must be CPU byte tensors; the states below move themselves.
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["schedule"])
-        mine = distributed.rank() if len(state.get("loader_per_rank") or []) == world else 0
+        saved_world = len(state.get("loader_per_rank") or [None])
+        if saved_world != world:
+            warnings.warn(f"resuming on {world} process(es) from a checkpoint of {saved_world}: every process "
+                          "continues from rank 0's data order and random state, so the run is not exact")
+        mine = distributed.rank() if saved_world == world else 0
         if hasattr(train_loader, "load_state_dict"):
             train_loader.load_state_dict((state.get("loader_per_rank") or [state["loader"]])[mine])
         torch.set_rng_state((state.get("rng_cpu_per_rank") or [state["rng_cpu"]])[mine])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+        cuda_states = state.get("rng_cuda_per_rank") or [state.get("rng_cuda")]
+        if device.type == "cuda" and cuda_states[min(mine, len(cuda_states) - 1)] is not None:
+            torch.cuda.set_rng_state(cuda_states[min(mine, len(cuda_states) - 1)], device)
         history = History.from_dict(state["history"])
         start_epoch = state["epoch"]
 
@@ -301,7 +322,11 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                     loss, logits = _loss_and_logits(step_model, x, y, label_smoothing, aux_weight)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if world > 1:  # DDP averages the processes' gradients: weight each by its share of the batch
+                    share = torch.tensor(float(len(y)), device=device)
+                    (loss * (share * world / distributed.all_sum(share)[0].to(loss.dtype))).backward()
+                else:
+                    loss.backward()
                 if clip_grad_norm is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
                 opt.step()
@@ -332,12 +357,12 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
             if checkpoint:
                 loaders = distributed.gather(train_loader.state_dict() if hasattr(train_loader, "state_dict") else None)
                 rngs = distributed.gather(torch.get_rng_state())
+                cuda_rngs = distributed.gather(torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
                 if main:
                     _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
                                      schedule=sched.state_dict(), epoch=epoch + 1, history=history.to_dict(),
-                                     loader=loaders[0], rng_cpu=rngs[0], loader_per_rank=loaders,
-                                     rng_cpu_per_rank=rngs,
-                                     rng_cuda=torch.cuda.get_rng_state() if device.type == "cuda" else None)
+                                     loader=loaders[0], rng_cpu=rngs[0], rng_cuda=cuda_rngs[0],
+                                     loader_per_rank=loaders, rng_cpu_per_rank=rngs, rng_cuda_per_rank=cuda_rngs)
                 distributed.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
             if plot:
                 plot.update(history)

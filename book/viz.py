@@ -129,15 +129,26 @@ def feature_explorer(model: nn.Module, images: torch.Tensor, layers: list[str], 
     output = widgets.Output()
 
     def redraw(*_):
-        maps = activations(model, images[image_slider.value], [layer_menu.value])[layer_menu.value]
-        channel_slider.max = max(0, maps.shape[0] - 1)
+        layer = layer_menu.value
+        maps = activations(model, images[image_slider.value], [layer])[layer]
+        if maps.dim() == 1:  # a fully connected layer has no channels: show all its units as one grid
+            side = math.ceil(math.sqrt(maps.numel()))
+            grid = torch.full((side * side,), float("nan"))
+            grid[:maps.numel()] = maps.detach().float().cpu()
+            picture, title, channels = grid.view(side, side), f"{layer}: all {maps.numel()} units", 1
+        else:
+            channels = maps.shape[0]
+            channel = min(channel_slider.value, channels - 1)
+            picture, title = maps[channel], f"{layer}, channel {channel}"
+        channel_slider.max = channels - 1
+        channel_slider.disabled = channels == 1
         with output:
             output.clear_output(wait=True)
             fig, (left, right) = plt.subplots(1, 2, figsize=(5, 2.6))
             _show(left, images[image_slider.value])
             left.set_title(labels[image_slider.value] if labels else "input", fontsize=9)
-            _show(right, maps[min(channel_slider.value, maps.shape[0] - 1)], cmap="viridis")
-            right.set_title(f"{layer_menu.value}, channel {channel_slider.value}", fontsize=9)
+            _show(right, picture, cmap="viridis")
+            right.set_title(title, fontsize=9)
             plt.show()
 
     for control in (image_slider, layer_menu, channel_slider):

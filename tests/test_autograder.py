@@ -337,7 +337,9 @@ def test_grading_twice_and_in_two_shards_gives_identical_grades(tmp_path):
                               "--key", key, "--workers", "2")
         assert done.returncode == 0, done.stderr
     shards = [json.loads((tmp_path / f"shard{i}" / "shard.json").read_text())["students"] for i in (0, 1)]
-    assert shards == [["blank", "partial"], ["full"]]
+    everyone = grade.collect([folder])
+    assert shards == [sorted(grade.shard_of(everyone, i, 2)) for i in (0, 1)]
+    assert sorted(shards[0] + shards[1]) == ["blank", "full", "partial"]
     done = autograder_cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "merged" / "grades.csv").read_bytes() == (first / "grades.csv").read_bytes()
@@ -359,7 +361,20 @@ def test_grading_twice_and_in_two_shards_gives_identical_grades(tmp_path):
     (forged / "results" / "full.json").write_text(json.dumps({**result, "total": 99}))
     refused = autograder_cli("merge", tmp_path / "shard0", forged, "--out", tmp_path / "m4")
     assert refused.returncode == 2 and "does not verify" in refused.stderr
-    assert not any((tmp_path / m).exists() for m in ("m1", "m2", "m3", "m4")), "a refused merge writes nothing"
+    refused = autograder_cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "merged")
+    assert refused.returncode == 2 and "not empty" in refused.stderr
+    # A submission that arrives between the shards' runs changes the class: merge refuses, losing nobody.
+    late = write_folder(tmp_path / "late", {**subs, "zed": solution(hw)})
+    lone = next(i for i in (0, 1) if "zed" in grade.shard_of(grade.collect([late]), i, 2))
+    done = autograder_cli("grade", hw, late, "--out", tmp_path / "late_shard", "--shard", f"{lone}/2",
+                          "--key", key, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    refused = autograder_cli("merge", tmp_path / f"shard{1 - lone}", tmp_path / "late_shard", "--out", tmp_path / "m5")
+    assert refused.returncode == 2 and "different classes" in refused.stderr
+    (tmp_path / "short.key").write_text("00" * 8)
+    refused = autograder_cli("grade", hw, folder, "--out", tmp_path / "m6", "--shard", "0/2", "--key", tmp_path / "short.key")
+    assert refused.returncode == 2 and "not a grader key" in refused.stderr
+    assert not any((tmp_path / m).exists() for m in ("m1", "m2", "m3", "m4", "m5")), "a refused merge writes nothing"
 
 
 def _start_grading(folder: Path, out: Path, workers: int = 1) -> subprocess.Popen:

@@ -18,8 +18,12 @@ def train_command(processes: int, *args) -> list[str]:
     return [*launcher, "-m", "book", "train", "--model", "lenet", *map(str, args)]
 
 
+# fp32 on every side: bf16 rounds a batch's gradient differently from the sum of its halves' (~1e-3).
+ENV = {"BOOK_BF16": "0"}
+
+
 def run(command: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BOOK_DATA_DIR": str(real_data_dir())}
+    env = {**os.environ, "BOOK_DATA_DIR": str(real_data_dir()), **ENV}
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
@@ -34,7 +38,8 @@ def max_difference(a: dict, b: dict) -> float:
 
 
 def test_two_processes_end_where_one_process_with_the_same_global_batch_ends(tmp_path):
-    common = ["--profile", "smoke", "--epochs", "2", "--batch-size", "64"]
+    # 300 images in batches of 63: every batch splits unevenly (32 + 31), and the last holds 48.
+    common = ["--profile", "smoke", "--epochs", "2", "--batch-size", "63"]
     run(train_command(1, *common, "--checkpoint", tmp_path / "one.pt"))
     two = run(train_command(2, *common, "--checkpoint", tmp_path / "two.pt", "--out", tmp_path / "two.json"))
     difference = max_difference(weights(tmp_path / "one.pt"), weights(tmp_path / "two.pt"))
@@ -42,8 +47,12 @@ def test_two_processes_end_where_one_process_with_the_same_global_batch_ends(tmp
     assert difference <= 1e-5
     assert two.stdout.count("test accuracy") == 1, "only rank 0 prints"
     meta = torch.load(tmp_path / "two.pt", weights_only=False)["history"]["meta"]
-    assert (meta["processes"], meta["global_batch"], meta["batch_per_process"], meta["lr"]) == (2, 64, 32, 0.9)
+    assert (meta["processes"], meta["global_batch"], meta["batch_per_process"], meta["lr"]) == (2, 63, 31, 0.9)
     assert (tmp_path / "two.json").exists() and not list(tmp_path.glob("*.partial"))
+    env = {**os.environ, "BOOK_DATA_DIR": str(real_data_dir()), **ENV}
+    refused = subprocess.run(train_command(2, "--profile", "smoke", "--batch-size", "1"), cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "smaller than the number of processes" in refused.stderr
 
 
 def test_a_ddp_run_killed_after_one_epoch_resumes_to_the_same_weights(tmp_path):
@@ -52,7 +61,7 @@ def test_a_ddp_run_killed_after_one_epoch_resumes_to_the_same_weights(tmp_path):
     run(train_command(2, *common, "--checkpoint", tmp_path / "whole.pt"))
 
     checkpoint = tmp_path / "killed.pt"
-    env = {**os.environ, "BOOK_DATA_DIR": str(real_data_dir())}
+    env = {**os.environ, "BOOK_DATA_DIR": str(real_data_dir()), **ENV}
     victim = subprocess.Popen(train_command(2, *common, "--checkpoint", checkpoint), cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300

@@ -47,3 +47,22 @@ def test_receptive_field_is_measured_not_assumed():
     assert summary.receptive_field(nn.Conv2d(2, 2, 7, padding=3), (1, 2, 24, 24)) == (7, 7)
     strided = nn.Sequential(nn.Conv2d(1, 1, 3, 2, 1), nn.Conv2d(1, 1, 3, 1, 1))
     assert summary.receptive_field(strided, (1, 1, 33, 33)) == (7, 7)  # 3 + (3 − 1)·2
+
+
+def test_feature_explorer_shows_a_fully_connected_layer_and_its_label_matches():
+    import matplotlib
+    matplotlib.use("Agg")
+    from torch import nn
+
+    from book import models, viz
+
+    model = models.build_small("alexnet").eval()
+    relus = [name for name, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    box = viz.feature_explorer(model, torch.randn(2, 1, 32, 32), relus)
+    image_slider, layer_menu, channel_slider = box.children[0].children
+    channel_slider.max = 5
+    channel_slider.value = 5
+    layer_menu.value = relus[-1]  # classifier ReLU: a 1-D output, which used to raise
+    assert channel_slider.disabled and channel_slider.max == 0
+    layer_menu.value = relus[0]
+    assert not channel_slider.disabled and channel_slider.max > 0

@@ -129,3 +129,15 @@ def test_bf16_is_the_default_only_where_the_cpu_has_it(monkeypatch):
     expected = hardware and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     assert native_bf16(torch.device("cpu")) is expected
     assert native_bf16(torch.device("cuda")) is True
+
+
+def test_book_bf16_overrides_the_default(monkeypatch):
+    from book.train import default_bf16
+
+    monkeypatch.setenv("BOOK_BF16", "0")
+    assert default_bf16(torch.device("cuda")) is False
+    monkeypatch.setenv("BOOK_BF16", "1")
+    assert default_bf16(torch.device("cpu")) is True
+    monkeypatch.setenv("BOOK_BF16", "yes")
+    with pytest.raises(ValueError, match="BOOK_BF16"):
+        default_bf16(torch.device("cpu"))

@@ -31,7 +31,7 @@ class AlexNet(nn.Module):
       FC layers see both towers (§3.2). The two-tower form has 60,965,224 parameters.
     - ``lrn`` adds local response normalisation after conv1 and conv2 (k=2, n=5, α=1e-4, β=0.75, §3.3).
     - ``overlap`` pools 3×3 with stride 2 instead of 2×2 with stride 2 (§3.4).
-    - ``dropout`` is the probability for the first two FC layers (0.5 in §4.2).
+    - ``dropout`` zeroes outputs of the first two FC layers with this probability (0.5 in §4.2).
     - ``activation`` "relu" (§3.1) or "tanh", for the paper's Figure 1 comparison.
     - ``stem="small"`` replaces the 11×11/4 first convolution with a 3×3/1 one, for 28–64 px images.
     """
@@ -55,10 +55,10 @@ class AlexNet(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)  # identity at 224 px; lets other sizes in
         hidden = max(1, round(hidden * width))
-        self.classifier = nn.Sequential(
+        self.classifier = nn.Sequential(  # dropout on the outputs of FC6 and FC7 (§4.2)
             nn.Flatten(),
-            nn.Dropout(dropout), nn.Linear(c5 * pool_size * pool_size, hidden), act(),
-            nn.Dropout(dropout), nn.Linear(hidden, hidden), act(),
+            nn.Linear(c5 * pool_size * pool_size, hidden), act(), nn.Dropout(dropout),
+            nn.Linear(hidden, hidden), act(), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
         )
 

@@ -33,6 +33,7 @@ class BatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         reduce, view = self._shape(x)
+        x = x.float()  # statistics in fp32, also under bf16 autocast (as nn.BatchNorm computes them)
         if self.training:
             mean = x.mean(dim=reduce)
             var = x.var(dim=reduce, unbiased=False)
