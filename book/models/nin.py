@@ -25,7 +25,7 @@ class NiN(nn.Module):
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, *, width: float = 1.0, head: str = "gap",
-                 dropout: float = 0.5, stem: str = "imagenet", fc_hidden: int = 512):
+                 dropout: float = 0.5, stem: str = "imagenet", fc_hidden: int = 512, fc_pool: int = 3):
         super().__init__()
         c1, c2, c3 = (max(1, round(c * width)) for c in (96, 256, 384))
         first = mlpconv(in_channels, c1, 11, 4, 0) if stem == "imagenet" else mlpconv(in_channels, c1, 3, 1, 1)
@@ -39,9 +39,11 @@ class NiN(nn.Module):
             # The last mlpconv emits one confidence map per class; averaging replaces the FC layers.
             self.head = nn.Sequential(mlpconv(c3, num_classes, 3, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         elif head == "fc":
-            self.head = nn.Sequential(mlpconv(c3, c3, 3, 1, 1), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-                                      nn.Linear(c3 * 16, fc_hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                      nn.Linear(fc_hidden, num_classes))
+            # fc_pool=3 keeps the 3×3 map of 32-px inputs as it is (a larger size would only copy pixels)
+            # and shrinks the 5×5 map of 224-px inputs.
+            self.head = nn.Sequential(mlpconv(c3, c3, 3, 1, 1), nn.AdaptiveAvgPool2d(fc_pool), nn.Flatten(),
+                                      nn.Linear(c3 * fc_pool * fc_pool, fc_hidden), nn.ReLU(inplace=True),
+                                      nn.Dropout(dropout), nn.Linear(fc_hidden, num_classes))
         else:
             raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
         he_init(self)  # with PyTorch's default initialisation, ten ReLU layers start nearly silent
