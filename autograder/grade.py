@@ -93,11 +93,16 @@ def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
 
 # --------------------------------------------------------------------------- the key and signed results
 
-def new_key_file(path: Path) -> None:
-    """A fresh secret in ``path`` (mode 600), never overwriting one: ``python -m autograder key FILE``."""
+def _write_new_key(path: Path, key: bytes) -> None:
+    """``key`` as hex in ``path``, created with mode 600 and never over an existing file."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
+        f.write(key.hex())
+
+
+def new_key_file(path: Path) -> None:
+    """A fresh secret in ``path`` (mode 600), never overwriting one: ``python -m autograder key FILE``."""
+    _write_new_key(path, secrets.token_bytes(32))
 
 
 def read_key(path: Path) -> bytes:
@@ -141,9 +146,7 @@ def store_key(out: Path, key: bytes) -> bytes:
         if read_key(path) != key:
             raise cells.FormatError(f"{out} was graded with another grader key: use a new --out folder")
         return key
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
+    _write_new_key(path, key)
     return key
 
 

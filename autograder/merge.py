@@ -11,7 +11,6 @@ empty folder.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,12 +104,9 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
 
     out.mkdir(parents=True, exist_ok=True)
     store_key(out, next(iter(keys.values())))  # the merged folder keeps the key: its results verify later
-    for student, (folder, result) in sorted(results.items()):
-        (out / "results").mkdir(exist_ok=True)
-        (out / "feedback").mkdir(exist_ok=True)
-        shutil.copyfile(folder / "results" / f"{student}.json", out / "results" / f"{student}.json")
-        shutil.copyfile(folder / "feedback" / f"{student}.md", out / "feedback" / f"{student}.md")
     ordered = [result for _, (_, result) in sorted(results.items())]
+    for result in ordered:
+        report.write_student(result, out)  # the same bytes grading wrote: JSON and feedback come from the result
     questions = [QuestionPoints(qid, points) for qid, points in next(iter(manifests.values()))["questions"]]
     report.write_summary(ordered, questions, out)
     return ordered

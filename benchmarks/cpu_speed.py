@@ -30,15 +30,6 @@ sys.path.insert(0, str(HERE))
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((l for l in text.splitlines() if l.startswith("flags")), "")
-    return set(line.split(":", 1)[-1].split())
-
-
 def cpu_model() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -47,17 +38,12 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
-def native_bf16(isa: str) -> bool:
-    """bf16 runs natively only with avx512_bf16 or AMX, and not when the ISA is capped at AVX2."""
-    return isa == "native" and bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
 def measure_isa(isa: str, model_name: str, steps: int, warmup: int, rounds: int) -> dict:
     import torch
 
     from book import data, models
     from book.profiles import recipe
-    from book.train import fit
+    from book.train import fit, native_bf16
     from train_throughput import FirstBatches
 
     rec = recipe(model_name, "cpu")
@@ -68,7 +54,8 @@ def measure_isa(isa: str, model_name: str, steps: int, warmup: int, rounds: int)
     variants = {"eager, channels_last (today)": dict(channels_last=True, bf16=False),
                 "eager, contiguous": dict(channels_last=False, bf16=False),
                 "torch.compile, channels_last": dict(channels_last=True, compile=True, bf16=False)}
-    if native_bf16(isa):
+    has_bf16 = native_bf16(torch.device("cpu"))  # honours the AVX2 cap the parent set for this process
+    if has_bf16:
         variants["bf16 autocast, channels_last"] = dict(channels_last=True, bf16=True)
     # A constant rate at the one-cycle schedule's start (lr/25): the full rate from step 0 can diverge.
     settings = dict(epochs=1, optimizer=rec.optimizer, lr=rec.lr / 25, weight_decay=rec.weight_decay,
@@ -99,7 +86,7 @@ def measure_isa(isa: str, model_name: str, steps: int, warmup: int, rounds: int)
                          first_call_seconds=first_seconds[name], compile_seconds=compile_seconds,
                          run_minutes=run_seconds / 60, run_ratio=baseline_run / run_seconds))
     return dict(isa=isa, cpu=cpu_model(), cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
-                torch=torch.__version__, native_bf16=native_bf16(isa), model=model_name,
+                torch=torch.__version__, native_bf16=has_bf16, model=model_name,
                 resolution=rec.resolution, batch_size=rec.batch_size, steps=steps, rounds=rounds,
                 steps_per_cpu_run=steps_per_run, variants=rows)
 

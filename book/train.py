@@ -22,8 +22,9 @@ from . import distributed
 
 def default_device() -> torch.device:
     """This process's GPU under torchrun, else CUDA if present, then Apple's MPS, then the CPU."""
-    if distributed.local_device() is not None:
-        return distributed.local_device()
+    own_gpu = distributed.local_device()
+    if own_gpu is not None:
+        return own_gpu
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -38,7 +39,7 @@ _NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_COR
 def native_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast is the fast path on ``device``: on CUDA, and on CPUs whose bf16 instructions
     (avx512_bf16 or AMX) are present and not capped by ``ATEN_CPU_CAPABILITY``/``ONEDNN_MAX_CPU_ISA``.
-    Measured in benchmarks/cpu_speed.py: 1.45× the fp32 training speed on a 2-core AVX-512-bf16 EPYC."""
+    Measured in benchmarks/cpu_speed.py: 1.42× the fp32 training speed on a 2-core AVX-512-bf16 EPYC."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":
@@ -298,12 +299,16 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
             warnings.warn(f"resuming on {world} process(es) from a checkpoint of {saved_world}: every process "
                           "continues from rank 0's data order and random state, so the run is not exact")
         mine = distributed.rank() if saved_world == world else 0
+
+        def own(name: str):  # this process's saved state: its rank's, or the one state of an older checkpoint
+            states = state.get(f"{name}_per_rank") or [state.get(name)]
+            return states[min(mine, len(states) - 1)]
+
         if hasattr(train_loader, "load_state_dict"):
-            train_loader.load_state_dict((state.get("loader_per_rank") or [state["loader"]])[mine])
-        torch.set_rng_state((state.get("rng_cpu_per_rank") or [state["rng_cpu"]])[mine])
-        cuda_states = state.get("rng_cuda_per_rank") or [state.get("rng_cuda")]
-        if device.type == "cuda" and cuda_states[min(mine, len(cuda_states) - 1)] is not None:
-            torch.cuda.set_rng_state(cuda_states[min(mine, len(cuda_states) - 1)], device)
+            train_loader.load_state_dict(own("loader"))
+        torch.set_rng_state(own("rng_cpu"))
+        if device.type == "cuda" and own("rng_cuda") is not None:
+            torch.cuda.set_rng_state(own("rng_cuda"), device)
         history = History.from_dict(state["history"])
         start_epoch = state["epoch"]
 
