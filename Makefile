@@ -31,8 +31,8 @@ test: book  ## the whole test suite (it checks the built site too), then every c
 lab: $(STAMP)  ## JupyterLab on the homework
 	$(BIN)/jupyter lab homework/
 
-chapters: $(STAMP)  ## re-execute every chapter in the machine's profile, storing real outputs
-	$(BIN)/python -m book.notebooks chapters/*.ipynb
+chapters: $(STAMP)  ## re-execute the chapters whose code or book/ changed (FORCE=1: all), in the machine's profile, storing real outputs
+	$(BIN)/python -m book.notebooks $(if $(FORCE),--force) chapters/*.ipynb
 
 release: $(STAMP)  ## write the student notebooks into homework/ from autograder/source/
 	$(BIN)/python -m autograder release

@@ -205,22 +205,39 @@ def _in_notebook() -> bool:
         return False
 
 
-class _LivePlot:
-    """A loss/accuracy figure redrawn in place after every epoch (notebooks only)."""
+STORED_RUN = "BOOK_STORED_RUN"
 
-    def __init__(self):
+
+def stored_run() -> bool:
+    """Whether this process runs a notebook whose outputs will be stored (``BOOK_STORED_RUN=1``, which
+    ``python -m book.notebooks`` gives the kernel). Nobody watches such a run and the rendered book has no
+    kernel, so: no widgets (no tqdm bars, a static feature explorer) and one final figure, not a live one."""
+    return os.environ.get(STORED_RUN, "").strip() not in ("", "0")
+
+
+class _LivePlot:
+    """A loss/accuracy figure redrawn in place after every epoch (notebooks only). With ``static=True``
+    (stored runs) nothing is shown until :meth:`close`, which shows the finished figure once."""
+
+    def __init__(self, static: bool = False):
         import matplotlib.pyplot as plt
         from IPython.display import display
-        self.plt = plt
-        self.fig = plt.figure(figsize=(9, 3.2))
-        self.handle = display(self.fig, display_id=True)
+        self.plt, self.display, self.static, self.history = plt, display, static, None
+        self.fig = None if static else plt.figure(figsize=(6.8, 2.6))
+        self.handle = None if static else display(self.fig, display_id=True)
 
     def update(self, history: History) -> None:
-        history.plot(fig=self.fig)
-        self.handle.update(self.fig)
+        self.history = history
+        if not self.static:
+            history.plot(fig=self.fig)
+            self.handle.update(self.fig)
 
     def close(self) -> None:
-        self.plt.close(self.fig)  # the display already holds the final picture; avoid a second copy
+        if self.static and self.history is not None and self.history.records:
+            self.fig = self.history.plot()
+            self.display(self.fig)
+        if self.fig is not None:
+            self.plt.close(self.fig)  # the display already holds the final picture; avoid a second copy
 
 
 def _bar_interval() -> float:
@@ -253,7 +270,11 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
       batch, and only rank 0 shows progress and writes the checkpoint. On GPUs BatchNorm becomes
       SyncBatchNorm; on the CPU (gloo) each process normalises its own share of the batch.
     """
-    from tqdm.auto import tqdm
+    stored = stored_run()
+    if stored:  # no widget bars in stored outputs: the per-epoch lines below are the progress
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     device = torch.device(device or getattr(train_loader, "device", None) or default_device())
     bf16 = default_bf16(device) if bf16 is None else bf16
@@ -312,7 +333,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
         history = History.from_dict(state["history"])
         start_epoch = state["epoch"]
 
-    plot = _LivePlot() if live_plot else None
+    plot = _LivePlot(static=stored) if live_plot else None
     try:
         for epoch in range(start_epoch, epochs):
             model.train()
@@ -320,7 +341,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.long)
             seen = 0  # in this process; the record sums every process's figures
-            bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress,
+            bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or stored,
                        leave=False, unit="batch", mininterval=_bar_interval())
             for step, (x, y) in enumerate(bar):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)

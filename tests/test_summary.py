@@ -66,3 +66,60 @@ def test_feature_explorer_shows_a_fully_connected_layer_and_its_label_matches():
     assert channel_slider.disabled and channel_slider.max == 0
     layer_menu.value = relus[0]
     assert not channel_slider.disabled and channel_slider.max > 0
+
+
+def test_alexnet_layers_have_the_paper_names():
+    from book import models
+
+    model = models.build("alexnet")
+    names = summary.layer_names(model)
+    convs = [names[p] for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    linears = [names[p] for p, m in model.named_modules() if isinstance(m, nn.Linear)]
+    assert convs == ["conv1", "conv2", "conv3", "conv4", "conv5"] and linears == ["fc6", "fc7", "fc8"]
+    assert names["features.14"] == "pool5" and summary.paper_name(model, "features.3") == "pool1"
+    table = summary.layer_table(model.features, (1, 3, 224, 224))
+    assert table.row("0") == table.row("conv1") and table.row("4")[0] == "conv2"  # chapters look rows up by path
+    assert "features.7" not in str(summary.layer_table(model, (1, 3, 224, 224), depth=2))
+
+
+def test_names_follow_the_structure_not_a_list():
+    from book import models
+    from book.models.vgg import CONFIGS
+
+    names = summary.layer_names(models.build("vgg16"))
+    assert names["features.0"] == "conv1_1" and names["features.16"] == "pool3" and names["features.14"] == "conv3_3"
+    deeper = models.VGG(CONFIGS["D"][:7] + [256] + CONFIGS["D"][7:])  # a fourth conv in block 3
+    names = summary.layer_names(deeper)
+    assert names["features.16"] == "conv3_4" and names["features.18"] == "pool3" and names["features.19"] == "conv4_1"
+    assert names["classifier.0"] == "fc6"
+
+
+def test_googlenet_inception_blocks_have_table_1_names():
+    from book import models
+    from book.models.googlenet import Inception
+
+    model = models.build("googlenet")
+    names = summary.layer_names(model)
+    blocks = [names[p] for p, m in model.named_modules() if isinstance(m, Inception)]
+    assert blocks == [f"inception {b}" for b in ("3a", "3b", "4a", "4b", "4c", "4d", "4e", "5a", "5b")]
+    assert [names[f"stem.{i}"] for i in range(7)] == \
+        ["conv1", "pool1", "norm1", "conv2 reduce", "conv2", "norm2", "pool2"]
+    table = summary.layer_table(model, (1, 3, 224, 224), depth=2)
+    assert table.row("inception 4e")[1] == "832×14×14" == table.row("blocks.inception4e")[1]
+
+
+def test_stage_names_of_resnet_densenet_vit_coatnet_nin():
+    from book import models
+
+    resnet = summary.layer_names(models.build("resnet50"))
+    assert resnet["layer1"] == "conv2_x" and resnet["layer3.5"] == "conv4_x block 6" and "layer3.6" not in resnet
+    dense = summary.layer_names(models.build_small("densenet121"))
+    assert dense["features.denseblock2"] == "dense block 2" and dense["features.transition3"] == "transition 3"
+    vit = summary.layer_names(models.build_small("vit"))
+    assert vit["patch_embed"] == "patch embed" and vit["blocks.2"] == "block 3" and "blocks.4" not in vit
+    assert [summary.layer_names(models.build("coatnet"))[f"s{i}"] for i in range(5)] == ["S0", "S1", "S2", "S3", "S4"]
+    nin = summary.layer_names(models.build("nin"))
+    assert [nin[p] for p in ("features.0", "features.1", "features.4", "head.0")] == \
+        ["mlpconv1", "pool1", "mlpconv3", "mlpconv4"]
+    every = [summary.layer_names(models.build(n)) for n in ("alexnet", "googlenet", "resnet18", "densenet121")]
+    assert all(len(set(names.values())) == len(names) for names in every)  # unique, so rows can be looked up

@@ -75,3 +75,25 @@ class AlexNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))
+
+
+def figure1_cnn(activation: str = "relu", num_classes: int = 10, in_channels: int = 3) -> nn.Sequential:
+    """A four-layer network of the kind behind the paper's Figure 1 (ReLU against tanh on CIFAR-10).
+
+    Three 5×5 convolutions of 32, 32 and 64 channels, each followed by 3×3/2 max-pooling, then one
+    fully connected layer, for 32 px images: the layout of cuda-convnet's CIFAR-10 example, the code
+    base of the paper. As in the paper: no normalisation, no regularisation (Figure 1's caption), and
+    every weight drawn from N(0, 0.01) with zero biases (§5).
+    """
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    net = nn.Sequential(
+        nn.Conv2d(in_channels, 32, 5, padding=2), act(), nn.MaxPool2d(3, 2, padding=1),  # 32 -> 16
+        nn.Conv2d(32, 32, 5, padding=2), act(), nn.MaxPool2d(3, 2, padding=1),           # 16 -> 8
+        nn.Conv2d(32, 64, 5, padding=2), act(), nn.MaxPool2d(3, 2, padding=1),           # 8 -> 4
+        nn.Flatten(), nn.Linear(64 * 4 * 4, num_classes),
+    )
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+    return net
