@@ -87,7 +87,7 @@ def _first_conv(model: nn.Module) -> nn.Conv2d:
 
 def first_layer_probe(model_name: str) -> nn.Module:
     """The paper network's first convolution (its kernel, stride and width, on colour input), then a small
-    head that is cheap to train. The first layer starts from N(0, 0.01), the paper's initialisation
+    head that is cheap to train. The first layer starts from N(0, 0.01²), AlexNet's initialisation
     (Krizhevsky et al. 2012 §5), so that what it shows was learned, not left over from the start."""
     first = _first_conv(models.build(model_name))
     conv = nn.Conv2d(3, first.out_channels, first.kernel_size, first.stride, first.padding)
@@ -215,11 +215,13 @@ class ClaimResult:
         return verdict(self.difference, self.spread)
 
     def summary(self) -> str:
-        sides = "; ".join(f"{side} {m:.3f} ± {s:.3f}" for side, (m, s) in
+        counts = all(float(v).is_integer() for values in self.values.values() for v in values)
+        d = 0 if counts else 3  # steps are whole numbers: no decimals
+        sides = "; ".join(f"{side} {m:.{d}f} ± {s:.{d}f}" for side, (m, s) in
                           ((side, self.mean_sd(side)) for side in self.values))
         n = len(next(iter(self.values.values())))
-        return (f"{self.claim}: {self.metric} over {n} seeds (mean ± sd): {sides}. Difference {self.difference:+.3f} "
-                f"in the claim's favour, spread {self.spread:.3f}: {self.verdict}.")
+        return (f"{self.claim}: {self.metric} over {n} seeds (mean ± sd): {sides}. Difference "
+                f"{self.difference:+.{d}f} in the claim's favour, spread {self.spread:.{d}f}: {self.verdict}.")
 
     def on(self, key: str, claim: str, *, higher_is_better: bool = True) -> "ClaimResult":
         """The same runs judged on another of their metrics (the test accuracy beside the gap, say)."""
@@ -242,6 +244,13 @@ class ClaimResult:
         return ax
 
 
+def _number(value) -> str:
+    """3 decimals for a measurement, none for a count (steps) that happens to be stored as a float."""
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"
+    return str(value)
+
+
 def claim_study(claim: str, sides: dict[str, Callable[[int], dict | float]], *, metric: str, better: str,
                 worse: str, key: str | None = None, higher_is_better: bool = True, seeds=SEEDS,
                 plot: bool = True) -> ClaimResult:
@@ -258,7 +267,7 @@ def claim_study(claim: str, sides: dict[str, Callable[[int], dict | float]], *, 
             record = outcome if isinstance(outcome, dict) else {metric: outcome}
             values[side].append(float(record[key] if key else record[metric]))
             extra[side].append(record)
-            shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
+            shown = ", ".join(f"{k} {_number(v)}" for k, v in record.items())
             print(f"  {side}, seed {seed}: {shown}")
     result = ClaimResult(claim, metric, values, better, worse, higher_is_better, extra)
     print(result.summary())

@@ -1,7 +1,7 @@
 """Run profiles, kept in one place: how much data, how many epochs, what resolution.
 
 - ``smoke``: a few hundred images and one short epoch, seconds per chapter. CI runs this.
-- ``cpu``: each chapter trains in at most 5 minutes on a 2-core CPU, on the small configuration.
+- ``cpu``: each chapter trains for about 5 minutes on a 2-core AVX2 CPU, on the small configuration.
 - ``gpu``: the paper's configuration at D2L's resolutions and epochs, and Imagenette too.
 
 The profile comes from the device and ``BOOK_PROFILE`` overrides it.
@@ -32,7 +32,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 30, 20, True, False, 10, 1, 20, "300 training images, one epoch: checks that code runs"),
-    "cpu": Profile("cpu", None, None, True, False, 500, 3, 1500, "all of Fashion-MNIST, small models, ≤ 5 min per chapter"),
+    "cpu": Profile("cpu", None, None, True, False, 500, 3, 1500, "all of Fashion-MNIST, small models, about 5 min of training per chapter"),
     "gpu": Profile("gpu", None, None, False, True, 6000, 10, 5000, "paper models at D2L's resolutions, plus Imagenette"),
 }
 

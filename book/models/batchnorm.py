@@ -62,3 +62,50 @@ def fold_batchnorm(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     folded.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
     return folded
+
+
+@torch.no_grad()
+def fold_linear_batchnorm(linear: nn.Linear, bn: nn.Module) -> nn.Linear:
+    """A linear layer equal to ``bn(linear(x))`` in eval mode: the same fold as for a convolution."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    folded = nn.Linear(linear.in_features, linear.out_features).to(linear.weight.device, linear.weight.dtype)
+    folded.weight.copy_(linear.weight * scale.view(-1, 1))
+    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
+    folded.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+    return folded
+
+
+def fold_network(model: nn.Sequential) -> nn.Sequential:
+    """A copy of ``model`` for inference in which every convolution or linear layer followed directly by a
+    batch norm absorbs it (Algorithm 2, step 11: at inference BN is a fixed affine map)."""
+    norms = (BatchNorm, nn.BatchNorm1d, nn.BatchNorm2d)
+    layers, modules, i = [], list(model), 0
+    while i < len(modules):
+        layer, following = modules[i], modules[i + 1] if i + 1 < len(modules) else None
+        if isinstance(following, norms) and isinstance(layer, (nn.Conv2d, nn.Linear)):
+            fold = fold_batchnorm if isinstance(layer, nn.Conv2d) else fold_linear_batchnorm
+            layers.append(fold(layer, following))
+            i += 2
+        else:
+            layers.append(layer)
+            i += 1
+    return nn.Sequential(*layers).eval()
+
+
+def figure1_mlp(batch_norm: bool, hidden: int = 100, depth: int = 3, inputs: int = 28 * 28,
+                num_classes: int = 10, std: float = 0.01) -> nn.Sequential:
+    """The network of §4.1 and Figure 1: ``depth`` fully connected hidden layers of ``hidden`` sigmoid
+    units, then a linear layer to the classes; with ``batch_norm``, a BN on every hidden layer's
+    input to its sigmoid. The paper's weights are "small random Gaussian values": here N(0, ``std``)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = inputs
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden)] + ([BatchNorm(hidden)] if batch_norm else []) + [nn.Sigmoid()]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes))
+    net = nn.Sequential(*layers)
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, std)
+            nn.init.zeros_(m.bias)
+    return net

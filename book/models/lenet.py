@@ -8,12 +8,15 @@ from .batchnorm import BatchNorm
 
 
 def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False, scratch_bn: bool = True,
-          activation: str = "sigmoid") -> nn.Sequential:
+          activation: str = "sigmoid", bn_position: str = "before") -> nn.Sequential:
     """Two 5×5 conv + average-pool stages, then 120-84-``num_classes`` fully connected layers (28×28 input).
 
-    With ``batch_norm``, a BN follows every convolution and hidden linear layer, before the nonlinearity;
-    ``scratch_bn`` picks our from-scratch :class:`BatchNorm` over ``nn.BatchNorm2d``.
+    With ``batch_norm``, a BN follows every convolution and hidden linear layer, before the nonlinearity
+    as the paper places it (§3.2), or after it with ``bn_position="after"``; ``scratch_bn`` picks our
+    from-scratch :class:`BatchNorm` over ``nn.BatchNorm2d``.
     """
+    if bn_position not in ("before", "after"):
+        raise ValueError(f"bn_position must be 'before' or 'after' the nonlinearity, not {bn_position!r}")
     act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
 
     def norm(channels: int, dims: int) -> nn.Module:
@@ -23,12 +26,16 @@ def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False,
             return BatchNorm(channels)
         return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
 
+    def normalised(channels: int, dims: int) -> list[nn.Module]:
+        pair = [norm(channels, dims), act()]
+        return pair if bn_position == "before" else pair[::-1]
+
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2), norm(6, 2), act(), nn.AvgPool2d(2, 2),
-        nn.Conv2d(6, 16, 5), norm(16, 2), act(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(in_channels, 6, 5, padding=2), *normalised(6, 2), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), *normalised(16, 2), nn.AvgPool2d(2, 2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), norm(120, 1), act(),
-        nn.Linear(120, 84), norm(84, 1), act(),
+        nn.Linear(16 * 5 * 5, 120), *normalised(120, 1),
+        nn.Linear(120, 84), *normalised(84, 1),
         nn.Linear(84, num_classes),
     )
 
