@@ -195,8 +195,8 @@ def _decode_folder(folder: Path, resolution: int, per_class: int | None = None) 
         samples = [sample for c in range(len(listing.classes))
                    for sample in [item for item in samples if item[1] == c][:per_class]]
     images = torch.empty(len(samples), 3, resolution, resolution, dtype=torch.uint8)
-    for i, (path, _) in enumerate(tqdm(samples, desc=f"decoding {folder.parent.name}/{folder.name}",
-                                       disable=per_class is not None)):
+    quiet = {"disable": True} if per_class is not None else {}  # else tqdm's default, which TQDM_DISABLE sets
+    for i, (path, _) in enumerate(tqdm(samples, desc=f"decoding {folder.parent.name}/{folder.name}", **quiet)):
         images[i] = _decode(path, resolution)
     labels = torch.tensor([label for _, label in samples])
     return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])
