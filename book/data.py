@@ -185,9 +185,17 @@ def _decode(path: str, resolution: int) -> torch.Tensor:
     return TF.center_crop(TF.resize(pixels, resolution, antialias=True), [resolution, resolution])
 
 
+def progress(items, desc: str, quiet: bool = False):
+    """``items`` with a progress bar, unless ``quiet`` or in a stored run (the book has no kernel for a widget)."""
+    from tqdm.auto import tqdm
+
+    from .train import stored_run
+
+    return tqdm(items, desc=desc, disable=quiet or stored_run())
+
+
 def _decode_folder(folder: Path, resolution: int, per_class: int | None = None) -> ImageSet:
     """Every image of an ImageFolder split, or the first ``per_class`` of each class, as one uint8 tensor."""
-    from tqdm.auto import tqdm
 
     listing = torchvision.datasets.ImageFolder(str(folder))
     samples = listing.samples
@@ -195,8 +203,8 @@ def _decode_folder(folder: Path, resolution: int, per_class: int | None = None) 
         samples = [sample for c in range(len(listing.classes))
                    for sample in [item for item in samples if item[1] == c][:per_class]]
     images = torch.empty(len(samples), 3, resolution, resolution, dtype=torch.uint8)
-    quiet = {"disable": True} if per_class is not None else {}  # else tqdm's default, which TQDM_DISABLE sets
-    for i, (path, _) in enumerate(tqdm(samples, desc=f"decoding {folder.parent.name}/{folder.name}", **quiet)):
+    for i, (path, _) in enumerate(progress(samples, f"decoding {folder.parent.name}/{folder.name}",
+                                           quiet=per_class is not None)):
         images[i] = _decode(path, resolution)
     labels = torch.tensor([label for _, label in samples])
     return ImageSet(images, labels, [IMAGENETTE_CLASSES.get(c, c) for c in listing.classes])

@@ -76,8 +76,7 @@ def execute(path: Path, profile: str | None = None, timeout: int = 900) -> float
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata.pop("widgets", None)  # nbclient adds it back only if widgets were shown this time
     stamp = fingerprint(notebook, profile)
-    # TQDM_DISABLE: any other progress bar (decoding a data set, say) would be a widget without a kernel
-    env = {"BOOK_PROFILE": profile, STORED_RUN: "1", "TQDM_DISABLE": "1"}
+    env = {"BOOK_PROFILE": profile, STORED_RUN: "1", "TQDM_DISABLE": "1"}  # TQDM_DISABLE: terminal bars of other code
     if os.environ.get("BOOK_DATA_DIR"):  # the kernel runs in the notebook's folder: pass an absolute path
         env["BOOK_DATA_DIR"] = str(Path(os.environ["BOOK_DATA_DIR"]).resolve())
     saved = {name: os.environ.get(name) for name in env}

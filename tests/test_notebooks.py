@@ -67,8 +67,8 @@ explorer = viz.feature_explorer(net, torch.rand(3, 1, 8, 8), ["1", "3"], labels=
 
 def test_a_stored_run_stores_no_widgets_text_progress_and_one_figure(tmp_path):
     path = tmp_path / "train.ipynb"
-    # Any other tqdm bar (decoding a data set) would leave a widget too: the stored run turns them off.
-    other_bar = "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='decoding'):\n    pass"
+    # The library's other bar (decoding a data set) would leave a widget too: the stored run turns it off.
+    other_bar = "from book.data import progress\nfor _ in progress(range(3), 'decoding'):\n    pass"
     write(path, FIT, EXPLORE, other_bar)
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}  # stale state
