@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     for r in results:
-        print(f"{r['student']:<30} {r['total']:>5g} / {r['max_points']:<5g} {r['status']}")
+        manual = f" (+{r['manual_max']:g} by hand)" if r.get("manual_max") else ""
+        print(f"{r['student']:<30} {r['total']:>5g} / {r['max_points']:<5g}{manual} {r['status']}")
+    by_hand = ", written/ (answers to grade by hand)" if any(r.get("manual_max") for r in results) else ""
     print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.json'}, {args.out / 'histogram.png'}, "
-          f"and per-student results/ and feedback/")
+          f"and per-student results/ and feedback/{by_hand}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 Per student: load → own-code rules (AST, trusted side) → inject probes → run in the sandbox (pytest +
 nbval, one fresh kernel) → judges read the exported data (trusted side) → points → signed result.
+Written answers (``"kind": "written"``) are only read as text, capped, and kept for grading by hand.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import unicodedata
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -28,8 +30,9 @@ from .release import SOURCE_DIR
 from .run import NOTEBOOK, RunResult, run_notebook
 from .sandbox import Limits, Runner
 
-RESULT_VERSION = 2
+RESULT_VERSION = 3                  # 3: results carry "written" and "manual_max"
 SUBMISSION_CAP = 16 * 1024 * 1024   # bytes; a larger notebook is refused unread
+WRITTEN_CAP = 20_000                # characters of one written answer that are kept
 TEMP_PREFIX = "autograder-run-"
 JUDGE_LOCK = threading.Lock()   # judges share torch's global state (dispatch modes): one at a time
 
@@ -215,18 +218,64 @@ def score(questions: list[cells.Question], verdicts: dict, injected, run: RunRes
     return per_question
 
 
+# --------------------------------------------------------------------------- written answers
+
+_INVISIBLE = {"Cc", "Cf", "Co", "Cs", "Zl", "Zp"}   # control, format (bidi overrides), private, surrogates
+
+
+def _readable(text: str) -> str:
+    """Hostile text made inert for display: newlines normalised, every control, format (bidi override,
+    zero width) and surrogate character but tab and newline replaced by U+FFFD."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c if c in "\n\t" or unicodedata.category(c) not in _INVISIBLE else "\ufffd" for c in text)
+
+
+def is_blank(text: str) -> bool:
+    """Empty, or still the released placeholder (whitespace, emphasis and case aside)."""
+    words = re.sub(r"[\s*_>#`]+", " ", text).strip().casefold()
+    return words in ("", cells.WRITTEN_PLACEHOLDER.casefold())
+
+
+def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNode | None) -> dict:
+    """Each written question's text from the submission, read as a string and never run.
+
+    Matched by id like the answers; a question whose cell was duplicated gets the cells joined.
+    Kept: at most ``WRITTEN_CAP`` characters, made inert by ``_readable``; ``chars`` is the full length."""
+    found: dict[str, list[str]] = {w.id: [] for w in written}
+    for cell in (notebook.cells if notebook is not None else []):
+        meta = cells.info(cell)
+        if meta.get("kind") == "written" and isinstance(meta.get("id"), str) and meta["id"] in found:
+            source = cell.get("source", "")
+            if isinstance(source, list):
+                source = "".join(str(line) for line in source[:WRITTEN_CAP])
+            found[meta["id"]].append(source if isinstance(source, str) else "")
+    collected = {}
+    for question in written:
+        parts = found[question.id]
+        text = "\n\n".join(parts)
+        kept = _readable(text[:WRITTEN_CAP])
+        collected[question.id] = {"max": question.points, "missing": not parts, "blank": is_blank(text),
+                                  "chars": len(text), "kept": min(len(text), WRITTEN_CAP),
+                                  "truncated": len(text) > WRITTEN_CAP,
+                                  "text": "" if is_blank(text) else kept}
+    return collected
+
+
 def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, path: Path, work: Path,
-              runner: Runner, cell_timeout: float, source_digest: str) -> dict:
+              runner: Runner, cell_timeout: float, source_digest: str, written: list[cells.Written] = ()) -> dict:
     """Every step for one student; never raises for a bad submission."""
     base = {"student": student, "submission": str(path), "sha256": file_sha256(path), "homework": homework,
             "source_sha256": source_digest, "version": RESULT_VERSION,
-            "max_points": sum(q.points for q in questions)}
+            "max_points": sum(q.points for q in questions), "manual_max": sum(w.points for w in written)}
     notebook, problem = load(path)
     if notebook is None:
-        return {**base, "status": problem, "total": 0.0, "questions": empty_questions(questions)}
+        return {**base, "status": problem, "total": 0.0, "questions": empty_questions(questions),
+                "written": collect_written(written, None)}
+    collected = collect_written(written, notebook)
     code = [str(c.get("source", "")) for c in notebook.cells if c.get("cell_type") == "code"]
     answers = {cells.info(c).get("id"): str(c.get("source", "")) for c in notebook.cells
-               if c.get("cell_type") == "code" and cells.info(c).get("kind") == "answer"}
+               if c.get("cell_type") == "code" and cells.info(c).get("kind") == "answer"
+               and isinstance(cells.info(c).get("id"), str)}   # an unhashable id must not crash the batch
     broken = {q.id: found for q in questions if q.id in answers
               if (found := rules.violations(q.rule, answers[q.id], code))}
     injected = inject(questions, notebook)
@@ -244,9 +293,12 @@ def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, 
     notes = run.status
     if injected.missing_answers:
         notes.append("answer cell missing: " + ", ".join(injected.missing_answers))
+    missing_written = [qid for qid, entry in collected.items() if entry["missing"]]
+    if missing_written:
+        notes.append("written answer cell missing: " + ", ".join(missing_written))
     if broken:
         notes.append("own-code rule broken: " + ", ".join(broken))
-    return {**base, "status": "; ".join(notes) or "ok", "questions": per_question,
+    return {**base, "status": "; ".join(notes) or "ok", "questions": per_question, "written": collected,
             "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
 
 
@@ -283,7 +335,10 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     source_path = find_source(homework, source_dir)
     source_bytes = source_path.read_bytes()
     source_digest = hashlib.sha256(source_bytes).hexdigest()
-    questions = cells.questions(nbformat.reads(source_bytes.decode(), as_version=4), str(source_path))
+    source = nbformat.reads(source_bytes.decode(), as_version=4)
+    columns = cells.layout(source, str(source_path))        # every question, in notebook order
+    questions = [q for q in columns if isinstance(q, cells.Question)]
+    written = [q for q in columns if isinstance(q, cells.Written)]
     students = collect(submissions)
     whole_class = class_fingerprint(students)
     if shard is not None:
@@ -315,7 +370,7 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
         def one(item):
             student, path = item
             result = sign(grade_one(questions, judges, source_path.stem, student, path, temp / student, runner,
-                                    cell_timeout, source_digest), key)
+                                    cell_timeout, source_digest, written), key)
             report.write_student(result, out)  # written as soon as known: an interrupted run resumes here
             return result
 
@@ -334,12 +389,12 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
         shutil.rmtree(temp, ignore_errors=True)
         _restore_signals(previous)
     ordered = [results[s] for s in sorted(results)]
-    report.write_summary(ordered, questions, out)
+    report.write_summary(ordered, columns, out)
     if shard is not None:
         manifest = {"homework": source_path.stem, "source_sha256": source_digest, "key": key_fingerprint(key),
                     "shard": list(shard), "students": sorted(results), "class": whole_class,
                     "version": RESULT_VERSION,
-                    "questions": [[q.id, q.points] for q in questions]}
+                    "questions": [[q.id, q.points, "manual"] if q.manual else [q.id, q.points] for q in columns]}
         (out / "shard.json").write_text(json.dumps(manifest, indent=2))
     return ordered
 

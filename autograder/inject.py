@@ -2,6 +2,7 @@
 
 Only probes go in: the judges never leave the grader. A student can reorder, delete or add cells;
 each question's probes follow the last submitted cell of that question (the end if none is left).
+A written answer goes in as markdown whatever its cell type: prose is never run.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def inject(questions: list[cells.Question], submission: nbformat.NotebookNode) -
     for position in range(-1, len(submitted)):
         if position >= 0:
             cell = submitted[position]
-            if cell.get("cell_type") == "code":
+            if cell.get("cell_type") == "code" and cells.info(cell).get("kind") != "written":
                 meta = cells.info(cell)
                 if meta.get("kind") == "answer" and isinstance(meta.get("id"), str):
                     result.answer_at[code_index] = meta["id"]

@@ -21,10 +21,12 @@ from .grade import _safe, key_fingerprint, read_key, store_key, verified
 
 @dataclass(frozen=True)
 class QuestionPoints:
-    """What the summary needs of a question: its id and its points (from the shard's manifest)."""
+    """What the summary needs of a question: its id, its points and whether it is graded by hand
+    (from the shard's manifest: ``[id, points]``, or ``[id, points, "manual"]`` for a written question)."""
 
     id: str
     points: float
+    manual: bool = False
 
 
 FIELDS = ("homework", "source_sha256", "key", "shard", "students", "class", "version", "questions")
@@ -41,6 +43,11 @@ def _manifest(folder: Path) -> dict:
     missing = [name for name in FIELDS if name not in manifest] if isinstance(manifest, dict) else list(FIELDS)
     if missing:
         raise FormatError(f"{path} lacks {', '.join(missing)}: grade that shard again with this version")
+    shapes = manifest["questions"] if isinstance(manifest["questions"], list) else [None]
+    if not all(isinstance(e, list) and len(e) in (2, 3) and isinstance(e[0], str)
+               and isinstance(e[1], (int, float)) and not isinstance(e[1], bool) and e[2:] in ([], ["manual"])
+               for e in shapes):
+        raise FormatError(f"{path}: questions must be [id, points] or [id, points, \"manual\"]; grade that shard again")
     unsafe = [name for name in manifest["students"] if not isinstance(name, str) or _safe(name) != name]
     if unsafe:
         raise FormatError(f"{path} names students that are not plain file names: {unsafe[:3]}")
@@ -107,6 +114,7 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
     ordered = [result for _, (_, result) in sorted(results.items())]
     for result in ordered:
         report.write_student(result, out)  # the same bytes grading wrote: JSON and feedback come from the result
-    questions = [QuestionPoints(qid, points) for qid, points in next(iter(manifests.values()))["questions"]]
+    questions = [QuestionPoints(entry[0], entry[1], entry[2:] == ["manual"])
+                 for entry in next(iter(manifests.values()))["questions"]]
     report.write_summary(ordered, questions, out)
     return ordered

@@ -1,4 +1,5 @@
-"""Student notebooks from instructor sources: solutions stubbed, probes and judges removed, outputs cleared."""
+"""Student notebooks from instructor sources: solutions stubbed, written answers blanked, probes and judges
+removed, outputs cleared."""
 
 from __future__ import annotations
 
@@ -44,14 +45,15 @@ def strip_solutions(source: str, where: str = "this cell") -> str:
 
 def student_version(source: nbformat.NotebookNode, keep_solutions: bool = False,
                     where: str = "the instructor notebook") -> nbformat.NotebookNode:
-    """The student notebook: probes and judges dropped, solutions stubbed, outputs and counts cleared.
+    """The student notebook: probes and judges dropped, solutions stubbed, written answers replaced by
+    ``cells.WRITTEN_PLACEHOLDER`` (the whole cell: it holds the model answer), outputs and counts cleared.
 
     ``keep_solutions=True`` gives the reference submission instead (solutions in place, markers kept),
     which the tests grade to check that it earns full marks.
 
     Cell ids are derived from positions, so releasing the same source twice gives the same bytes.
     """
-    cells.questions(source, where)  # validate the metadata before writing anything
+    cells.layout(source, where)  # validate the metadata before writing anything
     student = nbformat.v4.new_notebook(metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"}})
@@ -66,11 +68,13 @@ def student_version(source: nbformat.NotebookNode, keep_solutions: bool = False,
                 raise cells.FormatError(f"{here}: solution markers outside an answer cell")
             text = stripped if meta.get("kind") == "answer" and not keep_solutions else cell.source
             new = nbformat.v4.new_code_cell(text)
+        elif meta.get("kind") == "written":
+            new = nbformat.v4.new_markdown_cell(cell.source if keep_solutions else cells.WRITTEN_PLACEHOLDER)
         else:
             new = nbformat.v4.new_markdown_cell(cell.source)
         if meta:
             new.metadata["grader"] = {"id": meta["id"], "kind": meta["kind"]}
-        if meta.get("kind") == "answer":
+        if meta.get("kind") in ("answer", "written"):
             new.metadata["editable"] = True
         elif meta.get("kind") == "visible":
             new.metadata["editable"] = False  # students may run, not change, the visible tests

@@ -1,9 +1,16 @@
-"""What grading writes: per-student JSON and Markdown feedback, grades.csv, a summary and a histogram."""
+"""What grading writes: per-student JSON and Markdown feedback, the written answers to grade by hand,
+grades.csv, a summary and a histogram.
+
+A written answer is the student's text: it is shown only inside a fenced code block whose fence is longer
+than any run of backticks in it, so no Markdown or HTML in it is rendered (grading made it free of
+control and bidi characters already, and capped it).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 
@@ -13,13 +20,48 @@ def write_student(result: dict, out: Path) -> None:
     partial = out / "results" / f"{result['student']}.json.partial"
     partial.write_text(json.dumps(result, indent=2, sort_keys=True))
     partial.replace(out / "results" / f"{result['student']}.json")
-    (out / "feedback" / f"{result['student']}.md").write_text(feedback(result))
+    (out / "feedback" / f"{result['student']}.md").write_text(feedback(result), encoding="utf-8")
+    if result.get("written"):
+        (out / "written").mkdir(parents=True, exist_ok=True)
+        (out / "written" / f"{result['student']}.md").write_text(written_sheet(result), encoding="utf-8")
+
+
+def quoted(text: str) -> list[str]:
+    """``text`` as a fenced code block that nothing inside can close: shown verbatim, never rendered."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + "text", *text.rstrip("\n").split("\n"), fence]
+
+
+def _written_lines(qid: str, entry: dict, heading: str = "##") -> list[str]:
+    lines = [f"{heading} {qid}: graded by hand ({entry['max']:g} points, not in the score above)"]
+    if entry["missing"]:
+        lines.append("- No answer: the written-answer cell is missing from the notebook.")
+    elif entry["blank"]:
+        lines.append("- No answer: the cell is blank or still says the placeholder.")
+    else:
+        lines.append(f"Your answer as collected ({entry['chars']} characters):")
+        lines += ["", *quoted(entry["text"])]
+        if entry["truncated"]:
+            lines.append(f"- Only the first {entry['kept']} of {entry['chars']} characters were kept.")
+    return lines + [""]
+
+
+def written_sheet(result: dict) -> str:
+    """One student's written answers, for the person grading them by hand."""
+    lines = [f"# Written answers: {result['homework']}, {result['student']}", "",
+             f"Submission sha256 `{result['sha256']}`. Manual points available: {result['manual_max']:g}.", ""]
+    for qid, entry in result["written"].items():
+        lines += _written_lines(qid, entry)
+    return "\n".join(lines)
 
 
 def feedback(result: dict) -> str:
     """Passed or failed per question, with the instructor's messages: never a judge's code, detail or inputs."""
     lines = [f"# Feedback on {result['homework']} for {result['student']}", "",
              f"**Score: {result['total']:g} / {result['max_points']:g}**", ""]
+    if result.get("manual_max"):
+        lines += [f"Written answers, worth {result['manual_max']:g} more points, are graded by hand.", ""]
     if result["status"] != "ok":
         lines += [f"Note: {result['status']}.", ""]
     for qid, q in result["questions"].items():
@@ -32,18 +74,35 @@ def feedback(result: dict) -> str:
         for failure in q["failed"]:
             lines.append(f"- {failure['message']} (−{failure['points']:g})")
         lines.append("")
+    for qid, entry in result.get("written", {}).items():
+        lines += _written_lines(qid, entry)
     return "\n".join(lines)
 
 
-def write_summary(results: list[dict], questions, out: Path) -> None:
-    """grades.csv (one row per student), summary.json and a histogram of total scores."""
+def manual_cell(result: dict, qid: str, points: float) -> str:
+    """A written question's grades.csv entry: "manual", its points, and whether there is anything to grade."""
+    entry = result.get("written", {}).get(qid, {"blank": True})
+    return f"manual (max {points:g}{', blank' if entry['blank'] else ''})"
+
+
+def write_summary(results: list[dict], columns, out: Path) -> None:
+    """grades.csv (one row per student), summary.json and a histogram of total scores.
+
+    ``columns``: every question in notebook order, each with ``id``, ``points`` and ``manual``. A written
+    (manual) question's column says "manual (max N)" (", blank" when there is nothing to grade); its points
+    are in no total: ``max`` is the automatic maximum and ``manual_max`` what grading by hand can add."""
+    questions = [q for q in columns if not q.manual]
+    manual = [q for q in columns if q.manual]
     ids = [q.id for q in questions]
     with open(out / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", *ids, "total", "max", "status"])
+        writer.writerow(["student", *(q.id for q in columns), "total", "max",
+                         *(["manual_max"] if manual else []), "status"])
         for r in results:
-            writer.writerow([r["student"], *(f"{r['questions'][q]['points']:g}" for q in ids),
-                             f"{r['total']:g}", f"{r['max_points']:g}", r["status"]])
+            cells = [manual_cell(r, q.id, q.points) if q.manual else f"{r['questions'][q.id]['points']:g}"
+                     for q in columns]
+            writer.writerow([r["student"], *cells, f"{r['total']:g}", f"{r['max_points']:g}",
+                             *([f"{sum(q.points for q in manual):g}"] if manual else []), r["status"]])
     count = max(len(results), 1)
     summary = {
         "students": len(results),
@@ -53,6 +112,11 @@ def write_summary(results: list[dict], questions, out: Path) -> None:
         "max_per_question": {q.id: q.points for q in questions},
         "not_ok": {r["student"]: r["status"] for r in results if r["status"] != "ok"},
     }
+    if manual:
+        summary["manual_max"] = sum(q.points for q in manual)
+        summary["manual_per_question"] = {q.id: q.points for q in manual}
+        summary["written_answered"] = {q.id: sum(not r.get("written", {}).get(q.id, {"blank": True})["blank"]
+                                                 for r in results) for q in manual}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
 
     import matplotlib

