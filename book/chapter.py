@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import matplotlib.pyplot as plt
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import data, models, profiles, viz
@@ -101,33 +105,53 @@ def first_layer_probe(model_name: str) -> nn.Module:
     )
 
 
+def _probe_cache(conv: nn.Conv2d, profile: profiles.Profile, resolution: int, epochs: int) -> Path:
+    """Where a probe's learned first layer is kept. The key is everything that decides the weights: the layer's
+    shape, the data, the epochs and the seed. GoogLeNet, ResNet and DenseNet share conv1 (7×7/2, 64), so
+    their chapters share one probe instead of training it three times. The probe's own source is hashed
+    into the key, so that editing the probe retires its old weights."""
+    code = hashlib.sha1(inspect.getsource(first_layer_probe).encode()).hexdigest()[:8]
+    key = (f"{conv.out_channels}x{conv.kernel_size[0]}s{conv.stride[0]}p{conv.padding[0]}-{profile.name}"
+           f"-{resolution}px-{epochs}ep-seed0-{code}")
+    return data.cache_dir() / "probes" / f"conv1-{key}.safetensors"
+
+
 def first_layer_filters(model_name: str, trained: Trained | None = None, *, resolution: int | None = None,
                         epochs: int = 5):
     """Colour first-layer filters learned on Imagenette, drawn as images.
 
     In the gpu profile they come from the full network trained on Imagenette. Elsewhere the chapter's
     small network sees grey 28-32 px images through a 3×3 stem, whose filters say little; so a probe
-    (``first_layer_probe``) learns the paper's first layer on 64 px Imagenette in about a minute
-    (32 px for a stride-1 layer such as VGG's, which costs four times as much per pixel).
+    (``first_layer_probe``) learns the paper's first layer on 64 px Imagenette in about two minutes
+    (32 px for a stride-1 layer such as VGG's, which costs four times as much per pixel). The learned
+    layer is cached (``BOOK_CACHE_DIR/probes``) and reused by any chapter whose conv1 has the same shape.
     """
     if trained is not None and trained.imagenette is not None:
         conv, source = _first_conv(trained.imagenette.model), "the full network trained on Imagenette"
     else:
         profile = profiles.get_profile()
-        stride = _first_conv(models.build(model_name)).stride[0]
-        resolution = resolution or (64 if stride > 1 else 32)
-        per_class = profile.train_per_class
-        train_set = data.imagenette("train", resolution, per_class=per_class)
-        val_set = data.imagenette("val", resolution, per_class=profile.test_per_class)
         seed_everything(0)
         probe = first_layer_probe(model_name)
-        loader = data.DeviceLoader(train_set, 128, shuffle=True, augment="crop", resolution=resolution,
-                                   channels_last=True)
-        history = fit(probe, loader, data.DeviceLoader(val_set, 512, resolution=resolution),
-                      epochs=1 if profile.name == "smoke" else epochs, lr=0.1, progress=False, live_plot=False)
-        conv, source = probe[0], f"a probe on {len(train_set):,} Imagenette images at {resolution} px"
-        print(f"probe: {len(history.records)} epochs, {history.train_seconds:.0f} s, "
-              f"Imagenette validation accuracy {history.final_val_acc:.3f}")
+        conv = probe[0]
+        resolution = resolution or (64 if conv.stride[0] > 1 else 32)
+        epochs = 1 if profile.name == "smoke" else epochs
+        cache = _probe_cache(conv, profile, resolution, epochs)
+        if cache.exists():
+            conv.load_state_dict(load_file(cache))
+            source = f"a probe on Imagenette at {resolution} px (cached: {cache.name})"
+            print(f"probe loaded from the cache; delete {cache} to train it again")
+        else:
+            train_set = data.imagenette("train", resolution, per_class=profile.train_per_class)
+            val_set = data.imagenette("val", resolution, per_class=profile.test_per_class)
+            loader = data.DeviceLoader(train_set, 128, shuffle=True, augment="crop", resolution=resolution,
+                                       channels_last=True)
+            history = fit(probe, loader, data.DeviceLoader(val_set, 512, resolution=resolution),
+                          epochs=epochs, lr=0.1, progress=False, live_plot=False)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.contiguous() for k, v in conv.state_dict().items()}, cache)
+            source = f"a probe on {len(train_set):,} Imagenette images at {resolution} px"
+            print(f"probe: {len(history.records)} epochs, {history.train_seconds:.0f} s, "
+                  f"Imagenette validation accuracy {history.final_val_acc:.3f}")
     k = conv.kernel_size[0]
     print(f"conv1 filters learned by {source}")
     viz.filter_grid(conv.weight, title=f"conv1: {conv.out_channels} colour {k}x{k} filters (first 64)"

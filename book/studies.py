@@ -3,6 +3,9 @@
 - ``watch_sigmoid_inputs``: the batch-norm paper's Figure 1, the distribution of the inputs to the last
   hidden layer's sigmoids and the test accuracy, every few steps.
 - ``steps_to_accuracy``: the BN paper's Table 1 measure, steps until the test accuracy reaches a target.
+- ``training_error_curve`` and ``gradient_norms``: the ResNet paper's Figure 6 (training error over steps) and
+  the signal that reaches each layer at initialisation.
+- ``peak_training_memory`` and ``dense_feature_reuse``: DenseNet's memory, and its Figure 5.
 """
 
 from __future__ import annotations
@@ -91,3 +94,108 @@ def steps_to_accuracy(model: nn.Module, train_loader, test_loader, target: float
             if accuracy >= target:
                 return step
     return None
+
+
+def training_error_curve(model: nn.Module, train_loader, *, steps: int, lr: float, every: int,
+                         momentum: float = 0.9, weight_decay: float = 1e-4) -> dict:
+    """SGD with momentum at a constant rate for ``steps`` steps; the training error averaged over each
+    window of ``every`` batches, as the thin curves of He et al. 2016, Figure 6 (their weight decay, 1e-4)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    batches = _batches(train_loader)
+    model.train()
+    record, errors = dict(steps=[], train_error=[]), []
+    for step in range(1, steps + 1):
+        x, y = next(batches)
+        output = model(x)
+        loss = F.cross_entropy(output, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        errors.append((output.argmax(1) != y).float().mean().item())
+        if step % every == 0:
+            record["steps"].append(step)
+            record["train_error"].append(sum(errors) / len(errors))
+            errors = []
+    return record
+
+
+def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The norm of the loss gradient with respect to each convolution's weights, for one batch, in
+    training mode: how much signal reaches each layer (He et al. 2016, §4.1, on vanishing gradients)."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    return {name: m.weight.grad.norm().item() for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def _status_bytes(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS, VmHWM), in bytes."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(field + ":"))
+    return int(line.split()[1]) * 1024
+
+
+def _training_step_memory(builder: str, options: dict, batch: int, resolution: int) -> int:
+    """The growth of this process's peak resident memory over one training step of ``builder(**options)``."""
+    import gc
+    import importlib
+
+    module, _, function = builder.partition(":")
+    torch.manual_seed(0)
+    model = getattr(importlib.import_module(module), function)(**options).train()
+    x, y = torch.randn(batch, 1, resolution, resolution), torch.randint(0, 10, (batch,))
+    F.cross_entropy(model(x[:2]), y[:2]).backward()  # warm up the allocator and oneDNN's kernels on a tiny batch
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    # VmHWM, not getrusage's ru_maxrss: the latter keeps the parent's peak across fork and exec, so a child
+    # of a big notebook kernel would report the kernel's size. Writing 5 to clear_refs resets VmHWM to now.
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _status_bytes("VmRSS")
+    F.cross_entropy(model(x), y).backward()
+    return _status_bytes("VmHWM") - before
+
+
+def peak_training_memory(builder: str, options: dict, *, batch: int = 256, resolution: int = 28) -> int:
+    """Bytes by which a process's peak resident memory grows during one training step (forward and backward)
+    of ``builder(**options)`` ("book.models.resnet:cifar_resnet", say) on a batch of one-channel images:
+    activations, gradients and workspace.
+
+    Each measurement runs in a fresh Python process, so that nothing the caller holds is counted; the CPU
+    has no ``torch.cuda.max_memory_allocated``. Linux only (it reads ``/proc``)."""
+    import subprocess
+    import sys
+
+    arguments = [builder, options, batch, resolution]
+    call = f"from book.studies import _training_step_memory as m; print(m(*{arguments!r}))"
+    done = subprocess.run([sys.executable, "-c", call], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring the memory of {builder}({options}) failed:\n{done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1])
+
+
+def dense_feature_reuse(model: nn.Module) -> list[torch.Tensor]:
+    """Huang et al. 2017, Figure 5: for each dense block, the mean absolute weight by which each target
+    (every layer of the block, then the transition or classifier after it) reads each source (the block's
+    input, then each layer's k new maps). Entry [s, t]; NaN where t cannot see s. A DenseNet-BC layer reads
+    its input through the 1×1 bottleneck convolution, so that is the weight measured."""
+    from .models.densenet import DenseBlock, Transition
+
+    children = list(model.features.children()) + [model.classifier]
+    maps = []
+    for i, block in enumerate(children):
+        if not isinstance(block, DenseBlock):
+            continue
+        layers = list(block.values())
+        growth = layers[0].conv2.out_channels
+        inputs = layers[0].conv1.in_channels
+        bounds = [0, inputs] + [inputs + growth * (j + 1) for j in range(len(layers))]
+        reader = next(m for m in children[i + 1:] if isinstance(m, (Transition, nn.Linear)))
+        weights = [layer.conv1.weight.flatten(1) for layer in layers]
+        weights.append(reader.conv.weight.flatten(1) if isinstance(reader, Transition) else reader.weight)
+        grid = torch.full((len(layers) + 1, len(layers) + 1), float("nan"))
+        for target, weight in enumerate(weights):
+            for source in range(min(target + 1, len(layers) + 1)):
+                grid[source, target] = weight[:, bounds[source]:bounds[source + 1]].abs().mean()
+        maps.append(grid.detach())
+    return maps

@@ -20,6 +20,11 @@ def notebooks() -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
     return release.student_version(source, keep_solutions=True), release.student_version(source)
 
 
+def full_marks() -> float:
+    """The reference's automatic points, read from the instructor source (q1 is worth 6 of them, q2 2)."""
+    return sum(q.points for q in cells.questions(nbformat.read(release.SOURCE_DIR / f"{HOMEWORK}.ipynb", 4)))
+
+
 def _answer(notebook, qid):
     return next(c for c in notebook.cells if cells.info(c) == {"id": qid, "kind": "answer"})
 
@@ -116,8 +121,9 @@ for path in glob.glob("/proc/*/fd/*"):
 
 
 def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
-    """name → (notebook, the points its honest content deserves). Full marks are 12 (q1 6, q2 2, q3 4)."""
+    """name → (notebook, the points its honest content deserves), from full marks (``full_marks()``)."""
     reference, blank = notebooks()
+    full = full_marks()
     blank_q1 = {"q1": _answer(blank, "q1").source}
     return {
         "allclose_patched": (_with(blank, before="import torch\ntorch.allclose = lambda *a, **k: True\n"
@@ -141,10 +147,10 @@ def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
             " lrn=False, stem='small', pool_size=2)")}), 0),
         "subclasses_reference": (_with(reference, answers={"q1": (
             "from book.models import AlexNet\n\nclass Mine(AlexNet):\n    pass\n\ndef alexnet_28(num_classes=10):\n"
-            "    return Mine(num_classes, 1, width=0.25, towers=1, lrn=False, stem='small', pool_size=2)")}), 6),
+            "    return Mine(num_classes, 1, width=0.25, towers=1, lrn=False, stem='small', pool_size=2)")}), full - 6),
         "torchvision_models": (_with(reference, answers={"q1": (
             "from torchvision.models import alexnet\n\ndef alexnet_28(num_classes=10):\n"
-            "    return alexnet(num_classes=num_classes)")}), 6),
+            "    return alexnet(num_classes=num_classes)")}), full - 6),
         "always_equal": (_with(blank, answers={"q2": (
             "class Yes(int):\n    def __eq__(self, other):\n        return True\n\n"
             "def conv_output_size(n, kernel, stride=1, padding=0):\n    return Yes(0)"), "q3": (
@@ -153,14 +159,14 @@ def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
             "def conv_macs(c_in, c_out, kernel, out_size, groups=1):\n    return Anything()")}), 0),
         "forged_exports": (_with(blank, after=FORGED_EXPORTS, before=FORGED_EXPORTS), 0),
         "harms_others": (_with(blank, before=HARM_OTHERS, after=HARM_OTHERS), 0),
-        "detached_process": (_with(reference, before=DETACHED), 12),
-        "floods_fd1": (_with(reference, after="import os\nfor _ in range(100):\n    os.write(1, b'x' * 1_000_000)"), 12),
-        "escalates": (_with(reference, after=ESCALATE), 12),
-        "fakes_timeout_text": (_with(reference, answers={"q2": FAKE_STATUS}), 10),
+        "detached_process": (_with(reference, before=DETACHED), full),
+        "floods_fd1": (_with(reference, after="import os\nfor _ in range(100):\n    os.write(1, b'x' * 1_000_000)"), full),
+        "escalates": (_with(reference, after=ESCALATE), full),
+        "fakes_timeout_text": (_with(reference, answers={"q2": FAKE_STATUS}), full - 2),
         "forges_events": (_with(blank, before=EVENT_FORGERY), 0),
         "helper_launders_torch": (_with(reference, before=(
             "def helper(n, k, s, p):\n    return nn.Conv2d(1, 1, k, s, p)(torch.zeros(1, 1, n, n)).shape[-1]"),
             answers={"q2": "def conv_output_size(n, kernel, stride=1, padding=0):\n"
-                           "    return helper(n, kernel, stride, padding)"}), 10),
-        "blank_q1_else_reference": (_with(reference, answers=blank_q1), 6),
+                           "    return helper(n, kernel, stride, padding)"}), full - 2),
+        "blank_q1_else_reference": (_with(reference, answers=blank_q1), full - 6),
     }

@@ -27,6 +27,11 @@ def solution(hw: str) -> nbformat.NotebookNode:
     return release.student_version(nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4), keep_solutions=True)
 
 
+def automatic_max(hw: str) -> float:
+    """A set's automatic points, read from its instructor source: what the reference solution must score."""
+    return sum(q.points for q in cells.questions(nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)))
+
+
 def answer_cell(notebook, qid):
     return next(c for c in notebook.cells if cells.info(c) == {"id": qid, "kind": "answer"})
 
@@ -68,16 +73,79 @@ def temp_folders() -> list[Path]:
 
 # --------------------------------------------------------------------------- the format and release
 
-def test_five_homework_sets_exist_in_probe_judge_format():
-    assert HOMEWORK == ["hw1_alexnet", "hw2_vgg", "hw3_nin", "hw4_googlenet", "hw5_batchnorm"]
+def test_seven_homework_sets_exist_in_probe_judge_format():
+    assert HOMEWORK == ["hw1_alexnet", "hw2_vgg", "hw3_nin", "hw4_googlenet", "hw5_batchnorm", "hw6_resnet",
+                        "hw7_densenet"]
     for hw in HOMEWORK:
         source = nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)
         questions = cells.questions(source)
-        assert 3 <= len(questions) <= 5 and sum(q.points for q in questions) == 12
+        assert 3 <= len(questions) <= 5 and 12 <= sum(q.points for q in questions) <= 20
         assert all(cells.info(c).get("kind") != "hidden" for c in source.cells)
     hw5 = nbformat.read(release.SOURCE_DIR / "hw5_batchnorm.ipynb", 4)
     assert cells.written(hw5) == [cells.Written("q4", 3.0)]
     assert [q.id for q in cells.layout(hw5)] == ["q1", "q2", "q3", "q4"]
+
+
+BEYOND_THE_CHAPTER = {"hw1_alexnet": "relu_zeros", "hw2_vgg": "centre_gradient", "hw3_nin": "shift_change",
+                      "hw4_googlenet": "design_inception"}
+
+
+def test_sets_1_to_4_layout_ends_in_a_measurement_or_design_and_a_written_answer():
+    """q4 measures (judged against the grader's own run) or designs (judged by building it); q5 is prose
+    about q4's numbers, graded by hand."""
+    for hw, function in BEYOND_THE_CHAPTER.items():
+        source = nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)
+        assert [q.id for q in cells.layout(source)] == ["q1", "q2", "q3", "q4", "q5"], hw
+        assert cells.written(source) == [cells.Written("q5", 3.0)], hw
+        q4 = cells.questions(source)[-1]
+        assert q4.id == "q4" and q4.points == 3 and len(q4.tests) == 2, hw
+        answer = next(c for c in source.cells if cells.info(c).get("kind") == "answer" and cells.info(c)["id"] == "q4")
+        assert f"def {function}(" in answer.source, hw
+
+
+def test_hw6_and_hw7_layout_a_module_a_formula_a_measurement_or_design_and_prose():
+    """ResNet and DenseNet: q1 a module, q2 a formula, q3 a measurement (hw6, judged against the grader's
+    own run) or a design (hw7, judged by building it), q4 prose graded by hand."""
+    for hw, names in {"hw6_resnet": ("class Bottleneck(", "def stage_macs(", "def gradient_profile("),
+                      "hw7_densenet": ("class DenseBlock(", "def dense_channels(", "def largest_growth_rate(")}.items():
+        source = nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)
+        assert [q.id for q in cells.layout(source)] == ["q1", "q2", "q3", "q4"], hw
+        assert cells.written(source) == [cells.Written("q4", 3.0)], hw
+        assert [q.points for q in cells.questions(source)] == [5, 3, 4], hw
+        answers = [c.source for c in source.cells if cells.info(c).get("kind") == "answer"]
+        assert len(answers) == 3 and all(name in text for name, text in zip(names, answers)), hw
+    hw6 = nbformat.read(release.SOURCE_DIR / "hw6_resnet.ipynb", 4)
+    builder = next(c.source for c in hw6.cells
+                   if cells.info(c) == {"id": "q3", "kind": "visible"} and "def cifar_network(" in c.source)
+    q3 = cells.questions(hw6)[2]
+    assert all("cifar_resnet(depth, 10, 3, residual=residual, widths=(8, 16, 32))" in test.judge for test in q3.tests)
+    # the grader's run builds book's network: it must start from the students' initial weights
+    import torch
+    from book.models.resnet import cifar_resnet
+    scope = {}
+    exec("import torch\nfrom torch import nn\n" + builder, scope)
+    for residual in (False, True):
+        torch.manual_seed(3)
+        theirs = scope["cifar_network"](20, residual)
+        torch.manual_seed(3)
+        ours = cifar_resnet(20, 10, 3, residual=residual, widths=(8, 16, 32))
+        x = torch.randn(4, 3, 16, 16)
+        assert [p.shape for p in theirs.parameters()] == [p.shape for p in ours.parameters()]
+        assert all(torch.equal(a, b) for a, b in zip(theirs.parameters(), ours.parameters()))
+        assert torch.allclose(theirs(x), ours(x), atol=1e-6)
+
+
+def test_hw6_stage_judges_count_what_flop_counter_mode_counts():
+    """hw6's q2 judges apply FlopCounterMode's convolution formula through hooks (the mode itself would
+    import torch._dynamo, a second of every grading run): the multiply-adds book.summary measures."""
+    from book import summary
+    for test in cells.questions(nbformat.read(release.SOURCE_DIR / "hw6_resnet.ipynb", 4))[1].tests:
+        judge = {}
+        exec(test.judge, judge)
+        for c_in, width, blocks, size, stride in [(64, 16, 2, 9, 1), (24, 8, 3, 7, 2), (32, 8, 1, 6, 1)]:
+            for stride_on in ("1x1", "3x3"):
+                stage = judge["stage"](c_in, width, blocks, stride, stride_on)
+                assert judge["measured_macs"](stage, c_in, size) == summary.count(stage, (1, c_in, size, size))["macs"]
 
 
 def test_homework_folder_is_what_release_writes():
@@ -165,9 +233,9 @@ def _with_cell(cell_type: str, meta: dict, source: str = "An answer.", base: str
 
 def test_written_metadata_is_parsed_strictly():
     good = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2})
-    assert cells.written(good) == [cells.Written("q9", 2.0)]
-    assert [q.id for q in cells.layout(good)] == ["q1", "q2", "q3", "q9"]
-    assert cells.written(_with_cell("markdown", {"id": "q9", "kind": "written", "points": 0.5}))[0].points == 0.5
+    assert cells.written(good) == [cells.Written("q5", 3.0), cells.Written("q9", 2.0)]
+    assert [q.id for q in cells.layout(good)] == ["q1", "q2", "q3", "q4", "q5", "q9"]
+    assert cells.written(_with_cell("markdown", {"id": "q9", "kind": "written", "points": 0.5}))[-1].points == 0.5
     for cell_type, meta, why in [
         ("code", {"id": "q9", "kind": "written", "points": 2}, "must be a markdown cell"),
         ("markdown", {"id": "q9", "kind": "written"}, "positive points"),
@@ -197,11 +265,11 @@ def test_written_metadata_is_parsed_strictly():
 def test_release_blanks_the_written_answer_and_the_reference_keeps_it():
     source = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2}, "The model answer: zebra-42.")
     student = release.student_version(source)
-    cell = next(c for c in student.cells if cells.info(c).get("kind") == "written")
+    cell = next(c for c in student.cells if cells.info(c).get("id") == "q9")
     assert cell.source == cells.WRITTEN_PLACEHOLDER and cell.metadata["grader"] == {"id": "q9", "kind": "written"}
     assert "zebra" not in nbformat.writes(student)
     reference = release.student_version(source, keep_solutions=True)
-    assert next(c for c in reference.cells if cells.info(c).get("kind") == "written").source == "The model answer: zebra-42."
+    assert next(c for c in reference.cells if cells.info(c).get("id") == "q9").source == "The model answer: zebra-42."
 
 
 def test_written_answers_are_collected_capped_and_shown_inert():
@@ -303,7 +371,7 @@ def test_missing_bubblewrap_is_a_clear_error_unless_no_sandbox(tmp_path, monkeyp
 def test_solution_scores_full_marks_and_blank_scores_zero(tmp_path, hw):
     blank = nbformat.read(REPO / "homework" / f"{hw}.ipynb", 4)
     results, out = grade_folder(tmp_path, hw, {"reference": solution(hw), "untouched": blank})
-    assert results["reference"]["total"] == results["reference"]["max_points"] == 12, results["reference"]
+    assert results["reference"]["total"] == results["reference"]["max_points"] == automatic_max(hw), results["reference"]
     assert results["reference"]["status"] == "ok"
     assert results["untouched"]["total"] == 0 and results["untouched"]["status"] == "ok"
     rows = list(csv.DictReader(open(out / "grades.csv")))
@@ -366,6 +434,41 @@ def test_written_answers_are_listed_as_manual_and_merge_keeps_them(tmp_path):
 
 
 @needs_bwrap
+def test_hw6_judges_reject_a_v15_bottleneck_and_an_eval_mode_measurement(tmp_path):
+    wrong = solution("hw6_resnet")
+    q1 = answer_cell(wrong, "q1")
+    for paper, v15 in [("nn.Conv2d(in_channels, width, 1, stride, bias=False)", "nn.Conv2d(in_channels, width, 1, 1, bias=False)"),
+                       ("nn.Conv2d(width, width, 3, 1, 1, bias=False)", "nn.Conv2d(width, width, 3, stride, 1, bias=False)")]:
+        assert q1.source.count(paper) == 1
+        q1.source = q1.source.replace(paper, v15)   # torchvision's placement: the stride on the 3x3
+    q3 = answer_cell(wrong, "q3")
+    assert q3.source.count("net = cifar_network(depth, residual)\n") == 1
+    q3.source = q3.source.replace("net = cifar_network(depth, residual)\n", "net = cifar_network(depth, residual).eval()\n")
+    results, _ = grade_folder(tmp_path, "hw6_resnet", {"wrong": wrong})
+    questions = results["wrong"]["questions"]
+    assert {q: questions[q]["points"] for q in questions} == {"q1": 3, "q2": 3, "q3": 0}, questions
+    assert [f["test"] for f in questions["q1"]["failed"]] == ["q1.projection"], "same shapes and parameters"
+    assert results["wrong"]["status"] == "ok"
+
+
+@needs_bwrap
+def test_hw7_judges_reject_a_block_without_its_input_a_transition_without_relu_and_a_k_over_budget(tmp_path):
+    wrong = solution("hw7_densenet")
+    for qid, (right, bad) in {"q1": ("return torch.cat(features, 1)", "return torch.cat(features[1:], 1)"),
+                              "q2": ("self.conv(torch.relu(self.norm(x)))", "self.conv(self.norm(x))"),
+                              "q3": ("while count(k + 1) <= max_params:", "while count(k) <= max_params:")}.items():
+        cell = answer_cell(wrong, qid)
+        assert cell.source.count(right) == 1
+        cell.source = cell.source.replace(right, bad)
+    results, _ = grade_folder(tmp_path, "hw7_densenet", {"wrong": wrong})
+    questions = results["wrong"]["questions"]
+    assert {q: questions[q]["points"] for q in questions} == {"q1": 2, "q2": 2, "q3": 0}, questions
+    assert sorted(f["test"] for f in questions["q1"]["failed"]) == ["q1.block", "q1.shape"]
+    assert [f["test"] for f in questions["q2"]["failed"]] == ["q2.transition"]
+    assert results["wrong"]["status"] == "ok"
+
+
+@needs_bwrap
 def test_attack_suite(tmp_path):
     """Every attack scores what its honest content deserves; nobody else's grade moves; nothing outlives it."""
     source_before = (release.SOURCE_DIR / "hw1_alexnet.ipynb").read_bytes()
@@ -376,7 +479,7 @@ def test_attack_suite(tmp_path):
     results, out = grade_folder(tmp_path / "batch", "hw1_alexnet", submissions, workers=3, timeout=15)
     table = [f"{name:<26} {results[name]['total']:>4g} {results[name]['status']}" for name in sorted(results)]
     print("\n" + "\n".join(table))
-    assert results["aaa_reference"]["total"] == 12 and results["aaa_reference"]["status"] == "ok"
+    assert results["aaa_reference"]["total"] == attacks.full_marks() and results["aaa_reference"]["status"] == "ok"
     assert results["aaa_blank"]["total"] == 0
     wrong = {name: (results[name]["total"], honest) for name, (_, honest) in suite.items()
              if results[name]["total"] != honest}
@@ -416,7 +519,7 @@ def test_bad_submissions_get_a_status_and_change_no_other_grade(tmp_path):
         "a_good": good, "b_invalid_json": '{"cells": [ this is not json', "c_deleted_cell": deleted,
         "d_exception": exception, "e_infinite_loop": loop, "f_kernel_dies": dies,
     }, workers=2, timeout=6)
-    assert results["a_good"]["total"] == 12 and results["a_good"]["status"] == "ok"
+    assert results["a_good"]["total"] == automatic_max(hw) and results["a_good"]["status"] == "ok"
     assert results["b_invalid_json"]["status"].startswith("invalid notebook") and results["b_invalid_json"]["total"] == 0
     assert "answer cell missing: q2" in results["c_deleted_cell"]["status"]
     assert results["c_deleted_cell"]["questions"]["q2"]["points"] == 0
@@ -463,7 +566,7 @@ def test_grading_twice_and_in_two_shards_gives_identical_grades(tmp_path):
     _, first = grade_folder(tmp_path / "one", hw, subs)
     _, second = grade_folder(tmp_path / "two", hw, subs)
     assert (first / "grades.csv").read_bytes() == (second / "grades.csv").read_bytes()
-    assert "partial,6,3,0,9" in (first / "grades.csv").read_text()
+    assert f"partial,6,3,0,3,manual (max 3),12,{automatic_max(hw):g}," in (first / "grades.csv").read_text()
 
     # The same class in two shards (as two Slurm array tasks would run it), then merged.
     key = tmp_path / "grader.key"
@@ -548,7 +651,7 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_leaves_no_orphan(tmp_pat
     for name, mtime in finished.items():
         assert (out / "results" / name).stat().st_mtime_ns == mtime, f"{name} was graded again"
     rows = list(csv.DictReader(open(out / "grades.csv")))
-    assert len(rows) == 4 and all(r["total"] == "12" for r in rows)
+    assert len(rows) == 4 and all(r["total"] == f"{automatic_max('hw2_vgg'):g}" for r in rows)
     assert not temp_folders(), "the stale folder was swept"
     assert grader_processes() == []
 

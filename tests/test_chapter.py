@@ -65,3 +65,55 @@ def test_figure1_cnn_has_four_layers_and_the_papers_initialisation():
     assert all(abs(m.weight.std().item() - 0.01) < 0.002 and m.bias.abs().max() == 0 for m in layers)
     assert any(isinstance(m, nn.Tanh) for m in net) and not any(isinstance(m, nn.ReLU) for m in net)
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_probe_filters_are_cached_and_shared_by_chapters_with_the_same_conv1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BOOK_PROFILE", "smoke")
+    real = chapter._probe_cache
+    monkeypatch.setattr(chapter, "_probe_cache", lambda *a: tmp_path / real(*a).name)
+    googlenet = chapter.first_layer_filters("googlenet")
+    assert "probe: 1 epochs" in capsys.readouterr().out and len(list(tmp_path.iterdir())) == 1
+    resnet = chapter.first_layer_filters("resnet18")  # the same 7×7/2, 64-channel conv1
+    assert "loaded from the cache" in capsys.readouterr().out
+    assert torch.equal(googlenet.weight, resnet.weight)
+    chapter.first_layer_filters("alexnet")  # 11×11/4, 96 channels: a probe of its own
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_dense_feature_reuse_reads_each_source_of_each_block():
+    from book import studies
+    net = models.build_small("densenet121")  # blocks of 3, 6, 12, 8 layers
+    maps = studies.dense_feature_reuse(net)
+    assert [m.shape for m in maps] == [(4, 4), (7, 7), (13, 13), (9, 9)]
+    first = maps[0]
+    assert torch.isnan(first[1:, 0]).all() and not torch.isnan(first[:, -1]).any()  # layer 1 sees only the input
+    layer2 = net.features.denseblock1.denselayer2.conv1.weight.flatten(1)
+    inputs = net.features.denseblock1.denselayer1.conv1.in_channels
+    assert first[0, 1] == pytest.approx(layer2[:, :inputs].abs().mean().item())
+    nn.init.zeros_(layer2[:, inputs:])  # a layer that ignores layer 1's maps shows a zero there
+    assert studies.dense_feature_reuse(net)[0][1, 1] == 0
+
+
+def test_peak_training_memory_grows_with_the_batch():
+    from book import studies
+    options = dict(depth=8, in_channels=1, widths=(8, 16, 32))
+    held = torch.ones(200_000_000)  # 800 MB in this process: a child must not count them (fork keeps peaks)
+    small, large = (studies.peak_training_memory("book.models.resnet:cifar_resnet", options, batch=b)
+                    for b in (16, 512))
+    assert large > 4 * max(small, 1 << 20)
+    assert small < 200 << 20, "the parent's memory leaked into the measurement"
+    del held
+    with pytest.raises(RuntimeError, match="failed"):
+        studies.peak_training_memory("book.models.resnet:no_such_builder", {})
+
+
+def test_training_error_curve_and_gradient_norms_measure_a_real_network():
+    from book import studies
+    from book.models.resnet import cifar_resnet
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 12, 12), torch.randint(0, 10, (64,))
+    loader = [(x, y)]  # one batch again and again: the error must fall
+    record = studies.training_error_curve(cifar_resnet(8, in_channels=1), loader, steps=40, lr=0.05, every=10)
+    assert record["steps"] == [10, 20, 30, 40] and record["train_error"][-1] < record["train_error"][0]
+    norms = studies.gradient_norms(cifar_resnet(8, in_channels=1), x, y)
+    assert len(norms) == 7 and all(v > 0 for v in norms.values())

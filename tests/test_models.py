@@ -225,3 +225,62 @@ def test_googlenet_aux_classifiers_in_training_only():
 def test_unknown_model_names_the_choices():
     with pytest.raises(KeyError, match="resnet18"):
         models.build("resnet17")
+
+
+# --------------------------------------------------------------------------- ResNet's CIFAR networks and shortcuts
+
+@pytest.mark.parametrize("depth, paper_params", [(20, 0.27e6), (56, 0.85e6), (110, 1.7e6)])
+def test_cifar_resnets_match_table_6(depth, paper_params):
+    from book.models.resnet import cifar_resnet
+    net = cifar_resnet(depth)  # He et al. 2016, §4.2 and Table 6: 6n+2 layers on 16, 32, 64 channels
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) + 1 == depth  # option A adds no convolution: 6n+1 convolutions and the FC layer
+    assert sum(p.numel() for p in net.parameters()) == pytest.approx(paper_params, rel=0.03)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="6n"):
+        cifar_resnet(21)
+
+
+def test_plain_twin_has_the_same_layers_and_no_shortcut():
+    from book.models.resnet import cifar_resnet
+    residual, plain = cifar_resnet(20), cifar_resnet(20, residual=False)
+    assert [n for n, _ in residual.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    plain.load_state_dict(residual.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    assert not torch.allclose(plain(x), residual(x))
+    # with its residual branches silenced (last BN scale 0), a residual block passes its input through
+    for block in (b for stage in residual.stage_names for b in getattr(residual, stage)):
+        nn.init.zeros_(block.bn2.weight)
+        nn.init.zeros_(block.bn2.bias)
+    residual.eval()
+    stem = residual.relu(residual.bn1(residual.conv1(x)))
+    assert torch.allclose(residual.layer1(stem), stem)
+
+
+def test_shortcut_options_a_b_c_differ_only_in_projection_parameters():
+    counts = {o: sum(p.numel() for p in models.build("resnet34", shortcut=o).parameters()) for o in "ABC"}
+    assert counts["A"] < counts["B"] < counts["C"]
+    projections = {o: sum(isinstance(m, nn.Sequential) and len(m) == 2 for m in
+                          models.build("resnet34", shortcut=o).modules()) for o in "ABC"}
+    assert projections == {"A": 0, "B": 3, "C": 16}  # 16 blocks; 3 change shape; C projects all (Table 3)
+    zero_pad = next(m for m in models.build("resnet34", shortcut="A").modules()
+                    if type(m).__name__ == "ZeroPadShortcut")
+    x = torch.randn(1, 64, 8, 8)
+    y = zero_pad(x)
+    assert y.shape == (1, 128, 4, 4) and torch.equal(y[:, :64], x[:, :, ::2, ::2]) and y[:, 64:].abs().max() == 0
+    with pytest.raises(ValueError, match="projection"):
+        models.build("resnet18", shortcut="D")
+
+
+def test_memory_efficient_densenet_computes_the_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = models.build_small("densenet121")
+    efficient = models.build_small("densenet121", memory_efficient=True)
+    efficient.load_state_dict(plain.state_dict())
+    x = torch.randn(4, 1, 28, 28)
+    outputs = [net(x) for net in (plain, efficient)]
+    assert torch.allclose(*outputs, atol=1e-5)
+    for out in outputs:
+        out.square().mean().backward()
+    grads = [dict((n, p.grad) for n, p in net.named_parameters()) for net in (plain, efficient)]
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5) for n in grads[0])

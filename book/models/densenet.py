@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 # Table 1 (and §4 for DenseNet-161): growth rate k, initial channels (2k), layers per dense block.
 CONFIGS: dict[str, tuple[int, int, tuple[int, int, int, int]]] = {
@@ -18,10 +19,17 @@ CONFIGS: dict[str, tuple[int, int, tuple[int, int, int, int]]] = {
 
 
 class DenseLayer(nn.Module):
-    """BN-ReLU-Conv(1×1, 4k) then BN-ReLU-Conv(3×3, k): the bottleneck layer of DenseNet-B (§3)."""
+    """BN-ReLU-Conv(1×1, 4k) then BN-ReLU-Conv(3×3, k): the bottleneck layer of DenseNet-B (§3).
 
-    def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0):
+    ``memory_efficient`` recomputes the concatenation, BN and ReLU before the 1×1 convolution during the
+    backward pass instead of storing them (Pleiss et al. 2017), as torchvision's option of the same name:
+    the stored activations of a block then grow linearly with its depth instead of quadratically. Under
+    it, each BN's running statistics are updated twice per training step (forward and recomputation)."""
+
+    def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0,
+                 memory_efficient: bool = False):
         super().__init__()
+        self.memory_efficient = memory_efficient
         self.norm1 = nn.BatchNorm2d(in_channels)
         self.relu1 = nn.ReLU(inplace=True)
         self.conv1 = nn.Conv2d(in_channels, bn_size * growth_rate, 1, bias=False)
@@ -30,18 +38,27 @@ class DenseLayer(nn.Module):
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, 3, padding=1, bias=False)
         self.dropout = nn.Dropout(drop_rate)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def bottleneck(self, *features: torch.Tensor) -> torch.Tensor:
         x = torch.cat(features, 1)  # layer ℓ sees the maps of all layers before it (Eq. 2)
-        return self.dropout(self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x)))))))
+        return self.conv1(self.relu1(self.norm1(x)))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        if self.memory_efficient and torch.is_grad_enabled() and any(f.requires_grad for f in features):
+            out = checkpoint(self.bottleneck, *features, use_reentrant=False)
+        else:
+            out = self.bottleneck(*features)
+        return self.dropout(self.conv2(self.relu2(self.norm2(out))))
 
 
 class DenseBlock(nn.ModuleDict):
     """``num_layers`` dense layers; every layer adds ``growth_rate`` channels."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0):
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0,
+                 memory_efficient: bool = False):
         super().__init__()
         for i in range(num_layers):
-            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate)
+            self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate, bn_size, drop_rate,
+                                                    memory_efficient)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]
@@ -69,7 +86,7 @@ class DenseNet(nn.Module):
 
     def __init__(self, growth_rate: int = 32, init_channels: int = 64, blocks: tuple[int, ...] = (6, 12, 24, 16),
                  num_classes: int = 1000, in_channels: int = 3, *, bn_size: int = 4, compression: float = 0.5,
-                 drop_rate: float = 0.0, stem: str = "imagenet"):
+                 drop_rate: float = 0.0, stem: str = "imagenet", memory_efficient: bool = False):
         super().__init__()
         if stem == "imagenet":
             layers = [("conv0", nn.Conv2d(in_channels, init_channels, 7, 2, 3, bias=False)),
@@ -83,7 +100,8 @@ class DenseNet(nn.Module):
             self.features.add_module(name, module)
         channels = init_channels
         for i, num_layers in enumerate(blocks):
-            self.features.add_module(f"denseblock{i + 1}", DenseBlock(num_layers, channels, growth_rate, bn_size, drop_rate))
+            self.features.add_module(f"denseblock{i + 1}", DenseBlock(num_layers, channels, growth_rate, bn_size, drop_rate,
+                                                                               memory_efficient))
             channels += num_layers * growth_rate
             if i != len(blocks) - 1:
                 out = int(channels * compression)

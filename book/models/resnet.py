@@ -6,6 +6,7 @@ Module names follow torchvision's ``resnet.py`` so its state dicts load unchange
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Table 1: the block type and the number of blocks in conv2_x … conv5_x.
@@ -18,14 +19,30 @@ CONFIGS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
 }
 
 
+class ZeroPadShortcut(nn.Module):
+    """Option A of §3.3: the identity, subsampled by the stride, with the new channels set to zero.
+
+    It adds no parameter; the paper uses it for its CIFAR-10 networks (§4.2)."""
+
+    def __init__(self, stride: int, extra_channels: int):
+        super().__init__()
+        self.stride, self.extra_channels = stride, extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra_channels))
+
+
 class BasicBlock(nn.Module):
-    """Two 3×3 convolutions and an identity shortcut (Figure 5 left); a 1×1 projection when shapes change (option B)."""
+    """Two 3×3 convolutions and an identity shortcut (Figure 5 left); a 1×1 projection when shapes change (option B).
+
+    ``residual=False`` drops the shortcut: the "plain" network of §4.1 with the same layers."""
 
     expansion = 1
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, downsample: nn.Module | None = None,
-                 stride_on: str = "3x3"):
+                 stride_on: str = "3x3", residual: bool = True):
         super().__init__()
+        self.residual = residual
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
@@ -34,10 +51,10 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if self.residual:  # F(x) + x, Eq. 1 (Eq. 2 with a projection)
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -51,8 +68,9 @@ class Bottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1, downsample: nn.Module | None = None,
-                 stride_on: str = "3x3"):
+                 stride_on: str = "3x3", residual: bool = True):
         super().__init__()
+        self.residual = residual
         stride_1x1, stride_3x3 = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, channels, 1, stride_1x1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -64,27 +82,37 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        if self.residual:
+            out = out + (x if self.downsample is None else self.downsample(x))
+        return self.relu(out)
 
 
 class ResNet(nn.Module):
     """conv1 (7×7/2, 64) + 3×3/2 max-pool, four stages of blocks, global average pool, FC (Table 1).
 
-    ``width`` scales the stage widths 64-128-256-512; ``stem="small"`` uses a 3×3/1 convolution and
-    no pooling, the CIFAR-style stem of §4.2, for 28–96 px images.
+    ``width`` scales the stage widths 64-128-256-512 (or ``widths``, one per stage); ``stem="small"`` uses a
+    3×3/1 convolution and no pooling, the CIFAR-style stem of §4.2, for 28–96 px images. ``shortcut``
+    chooses among §3.3's options where a block changes shape: "A" zero-padding, "B" projection (the
+    default), "C" projection on every block. ``residual=False`` builds the plain counterpart.
     """
 
     def __init__(self, block: str, layers: tuple[int, ...], num_classes: int = 1000, in_channels: int = 3, *,
-                 width: float = 1.0, stride_on: str = "3x3", stem: str = "imagenet", zero_init_residual: bool = False):
+                 width: float = 1.0, widths: tuple[int, ...] | None = None, stride_on: str = "3x3",
+                 stem: str = "imagenet", shortcut: str = "B", residual: bool = True, zero_init_residual: bool = False):
         super().__init__()
         if stride_on not in ("1x1", "3x3"):
             raise ValueError(f"stride_on must be '1x1' (the paper) or '3x3' (torchvision v1.5), not {stride_on!r}")
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be 'A' (zero-padding), 'B' (projection where shapes change) or "
+                             f"'C' (projection everywhere), as in §3.3; not {shortcut!r}")
         block_cls = {"basic": BasicBlock, "bottleneck": Bottleneck}[block]
-        widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+        widths = widths or tuple(max(1, round(c * width)) for c in (64, 128, 256, 512))
+        if len(widths) != len(layers):
+            raise ValueError(f"{len(layers)} stages need {len(layers)} widths, got {widths}")
+        self.shortcut, self.residual = shortcut, residual
         self.in_channels = widths[0]
         if stem == "imagenet":
             self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
@@ -94,34 +122,43 @@ class ResNet(nn.Module):
             self.maxpool = nn.Identity()
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = self._stage(block_cls, widths[0], layers[0], 1, stride_on)
-        self.layer2 = self._stage(block_cls, widths[1], layers[1], 2, stride_on)
-        self.layer3 = self._stage(block_cls, widths[2], layers[2], 2, stride_on)
-        self.layer4 = self._stage(block_cls, widths[3], layers[3], 2, stride_on)
+        self.stage_names = [f"layer{i + 1}" for i in range(len(layers))]  # conv2_x, conv3_x, … in Table 1
+        for i, (name, channels, blocks) in enumerate(zip(self.stage_names, widths, layers)):
+            setattr(self, name, self._stage(block_cls, channels, blocks, 1 if i == 0 else 2, stride_on))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(widths[3] * block_cls.expansion, num_classes)
+        self.fc = nn.Linear(widths[-1] * block_cls.expansion, num_classes)
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d):  # He et al. 2015's initialisation, as §3.4 says
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if zero_init_residual:  # each block starts as the identity (Goyal et al., 2017)
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
+    def _shortcut(self, out_channels: int, stride: int) -> nn.Module | None:
+        """The shortcut of one block (§3.3); None is the identity."""
+        changes_shape = stride != 1 or self.in_channels != out_channels
+        if not self.residual or (self.shortcut != "C" and not changes_shape):
+            return None
+        if self.shortcut == "A":
+            return ZeroPadShortcut(stride, out_channels - self.in_channels)
+        return nn.Sequential(nn.Conv2d(self.in_channels, out_channels, 1, stride, bias=False),
+                             nn.BatchNorm2d(out_channels))
+
     def _stage(self, block_cls, channels: int, blocks: int, stride: int, stride_on: str) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.in_channels != channels * block_cls.expansion:
-            downsample = nn.Sequential(  # projection shortcut, option B of §3.3
-                nn.Conv2d(self.in_channels, channels * block_cls.expansion, 1, stride, bias=False),
-                nn.BatchNorm2d(channels * block_cls.expansion))
-        layers = [block_cls(self.in_channels, channels, stride, downsample, stride_on)]
-        self.in_channels = channels * block_cls.expansion
-        layers += [block_cls(self.in_channels, channels, stride_on=stride_on) for _ in range(1, blocks)]
+        out_channels = channels * block_cls.expansion
+        layers = []
+        for i in range(blocks):
+            stride_i = stride if i == 0 else 1
+            layers.append(block_cls(self.in_channels, channels, stride_i, self._shortcut(out_channels, stride_i),
+                                    stride_on, self.residual))
+            self.in_channels = out_channels
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
@@ -129,3 +166,15 @@ def resnet(name: str, num_classes: int = 1000, in_channels: int = 3, **options) 
     """ResNet-18/34/50/101/152 from Table 1."""
     block, layers = CONFIGS[name]
     return ResNet(block, layers, num_classes, in_channels, **options)
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, in_channels: int = 3, *, residual: bool = True,
+                 widths: tuple[int, int, int] = (16, 32, 64), shortcut: str = "A") -> ResNet:
+    """The CIFAR-10 networks of §4.2: a 3×3 convolution, three stages of n basic blocks on 16, 32 and 64
+    channels (6n + 2 weighted layers), global average pooling and a 10-way FC; option A shortcuts.
+    ``residual=False`` gives the plain network of Figure 6 (left)."""
+    if (depth - 2) % 6:
+        raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110): {depth} is not of that form")
+    n = (depth - 2) // 6
+    return ResNet("basic", (n, n, n), num_classes, in_channels, widths=widths, stem="small", shortcut=shortcut,
+                  residual=residual)
