@@ -6,9 +6,16 @@
   the fonts are published beside every folder that has pages (see ``html_extra_path``).
 - sphinx-thebe registers its inline configuration script once per read pass; Jupyter Book runs two,
   and the second copy redeclares a ``const``. Identical scripts are dropped.
+- The book's own CSS and JavaScript (``site/theme/``) go on every page: output that wraps and a visible
+  scrollbar wherever code or a formula is wider than the column, and the phone menu buttons, which
+  pydata-sphinx-theme 0.17 leaves without a listener (its issue #2451); see the files themselves.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+
+THEME = Path(__file__).resolve().parent / "theme"  # book.css and book.js, served from _static/
 
 MATHJAX2_BRIDGE = """
 document.addEventListener("DOMContentLoaded", function () {
@@ -41,7 +48,15 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> No
     scripts[:] = unique  # in place: handlers after this one (MathJax's) still add to the same list
 
 
+def _add_theme_folder(app, config) -> None:
+    if str(THEME) not in config.html_static_path:
+        config.html_static_path.append(str(THEME))
+
+
 def setup(app):
+    app.connect("config-inited", _add_theme_folder)
+    app.add_css_file("book.css", priority=900)  # after the theme's own styles, so that ours win
+    app.add_js_file("book.js", priority=900)
     app.add_js_file(None, body=MATHJAX2_BRIDGE, priority=900)
     # Early: html-page-context stops at the first handler that returns a template name.
     app.connect("html-page-context", _drop_duplicate_scripts, priority=100)
