@@ -23,11 +23,14 @@ def _batches(loader):
         yield from loader
 
 
-def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-    loss = F.cross_entropy(model(x), y)
+def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One step on the cross-entropy of a batch; returns the batch's logits (from before the step)."""
+    output = model(x)
+    loss = F.cross_entropy(output, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    return output
 
 
 @torch.no_grad()
@@ -106,11 +109,7 @@ def training_error_curve(model: nn.Module, train_loader, *, steps: int, lr: floa
     record, errors = dict(steps=[], train_error=[]), []
     for step in range(1, steps + 1):
         x, y = next(batches)
-        output = model(x)
-        loss = F.cross_entropy(output, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        output = _sgd_step(model, opt, x, y)
         errors.append((output.argmax(1) != y).float().mean().item())
         if step % every == 0:
             record["steps"].append(step)

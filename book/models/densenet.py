@@ -24,7 +24,7 @@ class DenseLayer(nn.Module):
     ``memory_efficient`` recomputes the concatenation, BN and ReLU before the 1×1 convolution during the
     backward pass instead of storing them (Pleiss et al. 2017), as torchvision's option of the same name:
     the stored activations of a block then grow linearly with its depth instead of quadratically. Under
-    it, each BN's running statistics are updated twice per training step (forward and recomputation)."""
+    it, ``norm1``'s running statistics are updated twice per training step (forward and recomputation)."""
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int = 4, drop_rate: float = 0.0,
                  memory_efficient: bool = False):
