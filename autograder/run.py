@@ -47,11 +47,35 @@ class RunResult:
         return notes
 
 
-# The run's first process asks to be killed when its parent (bwrap's monitor) dies: setpriv's change of
-# uid clears the parent-death signal bwrap had set, and without it a sandbox would outlive a `kill -9`ed
-# grader. As pid 1 of the run's namespace, its death takes every process of the run with it.
-LAUNCH = ("import ctypes, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGKILL); import pytest; "
-          "sys.exit(pytest.main(sys.argv[1:]))")
+# The run's first process asks to be killed when its parent (bwrap's init, pid 1 of the run's pid
+# namespace) dies: setpriv's change of uid clears the parent-death signal bwrap had set. That covers a
+# grader killed while the run goes on, not one killed while bwrap is still building the sandbox: bwrap
+# sets its own parent-death signals only after that, so a run started in that window would live on
+# (CI saw it once). Hence the watch on AUTOGRADER_ALIVE_FD, a pipe whose only write end the grader
+# holds and never writes: its end of file means the grader is gone, however it died and whenever. Then
+# every process of the run's namespace is killed (kill -1 reaches no further than the namespace), and
+# bwrap's init, left without children, ends the sandbox.
+LAUNCH = """\
+import ctypes, os, resource, signal, sys, threading, time
+ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+alive = int(os.environ.pop("AUTOGRADER_ALIVE_FD"))
+os.set_inheritable(alive, False)
+def watch():
+    while os.read(alive, 1):
+        pass
+    if os.environ.get("AUTOGRADER_OWN_PID_NAMESPACE") == "1":
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))  # this process starts nothing more
+        for _ in range(20):  # round after round: what forked during one is caught by the next
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:  # nothing left (or nothing started yet)
+                break
+            time.sleep(0.01)
+    os._exit(137)
+threading.Thread(target=watch, daemon=True).start()
+import pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
 
 
 def pytest_argv(cell_timeout: float) -> list[str]:

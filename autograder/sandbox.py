@@ -214,14 +214,22 @@ class Runner:
             for path in [work, *work.rglob("*")]:
                 os.chown(path, uid, uid)
         events_read, events_write = os.pipe()
-        full_env = environment({"AUTOGRADER_EVENTS_FD": str(events_write), **(env or {})})
-        if not self.sandbox:
+        alive_read, alive_write = os.pipe()  # run.LAUNCH's watch: we never write, we only hold it open
+        full_env = environment({"AUTOGRADER_EVENTS_FD": str(events_write), "AUTOGRADER_ALIVE_FD": str(alive_read),
+                                **(env or {})})
+        if self.sandbox:
+            full_env["AUTOGRADER_OWN_PID_NAMESPACE"] = "1"
+        else:
             full_env = {**full_env, "AUTOGRADER_WORK": str(work), "HOME": str(work)}
         started = time.monotonic()
-        process = subprocess.Popen(command(argv, work, full_env, self.limits, self.sandbox, uid),
-                                   cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, pass_fds=(events_write,), start_new_session=True)
-        os.close(events_write)
+        try:
+            process = subprocess.Popen(command(argv, work, full_env, self.limits, self.sandbox, uid),
+                                       cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, pass_fds=(events_write, alive_read),
+                                       start_new_session=True)
+        finally:
+            os.close(events_write)
+            os.close(alive_read)
         with self._lock:
             self._running.add(process)
         if self.closed:
@@ -248,6 +256,7 @@ class Runner:
         finally:
             with self._lock:
                 self._running.discard(process)
+            os.close(alive_write)
         for reader in readers:   # the pipes close when the pid namespace is gone
             reader.join(timeout=10)
         process.stdout.close()

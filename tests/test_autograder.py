@@ -641,8 +641,7 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_leaves_no_orphan(tmp_pat
     _wait_for(out / "results" / "student0.json")
     os.kill(process.pid, signal.SIGKILL)  # the instructor's laptop died: no handler runs
     process.wait()
-    time.sleep(0.5)
-    assert grader_processes() == [], "a sandbox outlived the grader"
+    assert _gone_within(3), "a sandbox outlived the grader"
     finished = {p.name: p.stat().st_mtime_ns for p in (out / "results").glob("*.json")}
     assert 1 <= len(finished) < 4
     assert temp_folders(), "kill -9 leaves its folder for the next start to sweep"
@@ -654,6 +653,39 @@ def test_kill_9_mid_batch_then_resume_loses_nothing_and_leaves_no_orphan(tmp_pat
     assert len(rows) == 4 and all(r["total"] == f"{automatic_max('hw2_vgg'):g}" for r in rows)
     assert not temp_folders(), "the stale folder was swept"
     assert grader_processes() == []
+
+
+def _gone_within(seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while grader_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    return grader_processes() == []
+
+
+# A grader that starts one run and dies the instant the run's process exists: bwrap is then still
+# building the sandbox and has not set its parent-death signals yet, so nothing of bwrap's ends the run.
+_DIES_DURING_SETUP = """\
+import os, sys, threading, time
+from pathlib import Path
+from autograder import run, sandbox
+runner = sandbox.Runner(workers=1)
+threading.Thread(target=run.run_notebook, args=(runner, Path(sys.argv[1]), 30, 600), daemon=True).start()
+while not runner._running:
+    time.sleep(0.001)
+os._exit(0)
+"""
+
+
+@needs_bwrap
+def test_a_grader_killed_while_bwrap_builds_the_sandbox_leaves_no_run(tmp_path):
+    """CI once killed the grader in that window and the run lived on; run.LAUNCH's watch ends it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(600)")])
+    nbformat.write(notebook, work / "submission.ipynb")
+    subprocess.run([sys.executable, "-c", _DIES_DURING_SETUP, str(work)], cwd=REPO, check=True, timeout=60)
+    # Without the watch the run sleeps through nbval's 30 s cell limit; with it, it is gone at once.
+    assert _gone_within(5), grader_processes()
 
 
 @needs_bwrap
@@ -670,8 +702,7 @@ def test_sigterm_and_sigint_stop_every_run_and_remove_folders(tmp_path, signum):
     time.sleep(1)
     os.kill(process.pid, signum)
     assert process.wait(timeout=30) in (130, -signum, 128 + signum)
-    time.sleep(0.5)
-    assert grader_processes() == []
+    assert _gone_within(3)
     assert not temp_folders()
     assert not list((out / "results").glob("*.json")), "an interrupted run writes no result"
 
