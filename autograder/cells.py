@@ -4,7 +4,9 @@
 
 - ``"answer"``: the student's cell. Code between ``# BEGIN SOLUTION`` and ``# END SOLUTION`` is the
   instructor's solution, replaced on release. ``"rule": "own-model"`` forbids ``book.models`` and
-  ``torchvision.models``; ``"rule": "formula"`` forbids torch, torchvision and book (see ``rules.py``).
+  ``torchvision.models``; ``"rule": "formula"`` forbids torch, torchvision and book; ``"rule": "own-attention"``
+  is own-model without library attention (``nn.MultiheadAttention``, ``scaled_dot_product_attention``; see
+  ``rules.py``).
 - ``"visible"``: a test the student sees and can run.
 - ``"probe"`` (with ``"test": NAME``): runs in the student's sandboxed kernel, after the question's cells.
   It calls the answer on the grader's inputs (``autograder.probe.inputs``) and exports plain data
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 import nbformat
 
 KINDS = ("answer", "visible", "probe", "judge", "written")
-RULES = ("own-model", "formula")
+RULES = ("own-model", "formula", "own-attention")
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 WRITTEN_PLACEHOLDER = "YOUR ANSWER HERE"

@@ -3,6 +3,9 @@
 - ``own-model``: the answer may not build on the reference library (``book.models``) nor on
   ``torchvision.models``.
 - ``formula``: the answer computes by formula: no torch, torchvision or ``book`` at all.
+- ``own-attention``: ``own-model``, and the answer writes its attention itself: no library attention
+  (``nn.MultiheadAttention``, ``scaled_dot_product_attention``, the ``nn.Transformer*`` layers), which
+  are forbidden by name (``FORBIDDEN_NAMES``), since torch itself cannot be.
 
 A name is *tainted* when it is bound to a forbidden module (by any import in any submitted cell), or
 defined by code that uses a tainted name or a dynamic trick (``importlib``, ``__import__``, ``getattr``,
@@ -15,10 +18,22 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 
 FORBIDDEN = {
     "own-model": ("book.models", "torchvision.models"),
     "formula": ("torch", "torchvision", "book"),
+    "own-attention": ("book.models", "torchvision.models"),
+}
+# Library code a rule forbids by name, wherever the submission reaches it: as an attribute
+# (``nn.MultiheadAttention``, ``F.scaled_dot_product_attention``, ``torch.ops.aten._scaled_dot_product_…``),
+# as an imported name, or as a bare name the submission does not define itself; a star import counts
+# too. A name of the submission's own (a function, a variable, ``self.<attribute>``) is never forbidden.
+# ``operator.attrgetter``/``methodcaller`` would reach the same objects from a string.
+FORBIDDEN_NAMES = {
+    "own-attention": re.compile(r"MultiheadAttention|multi_head_attention|scaled_dot_product|"
+                                r"transformer_encoder_layer|^Transformer(Encoder|Decoder)?(Layer)?$|"
+                                r"^(attrgetter|methodcaller)$"),
 }
 DYNAMIC_NAMES = {"__import__", "importlib", "getattr", "setattr", "delattr", "exec", "eval", "compile",
                  "globals", "locals", "vars", "__builtins__", "builtins", "sys", "get_ipython", "open",
@@ -108,9 +123,47 @@ def _imports_forbidden(node: ast.AST, prefixes: tuple[str, ...]) -> list[str]:
     return bad
 
 
-def tainted_names(sources: list[str], prefixes: tuple[str, ...]) -> set[str]:
-    """Every global name that can reach a forbidden module or a dynamic trick, across all cells."""
+def own_names(sources: list[str]) -> set[str]:
+    """Names the submission defines itself: functions, classes, arguments, assigned names, ``self.x``."""
+    own: set[str] = set()
+    for tree in filter(None, map(_python, sources)):
+        for sub in ast.walk(tree):
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                own.add(sub.name)
+            elif isinstance(sub, ast.arg):
+                own.add(sub.arg)
+            elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                own.add(sub.id)
+            elif (isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store)
+                  and isinstance(sub.value, ast.Name) and sub.value.id == "self"):
+                own.add(sub.attr)
+    return own
+
+
+def _named(node: ast.AST, pattern: re.Pattern | None, own: set[str]) -> list[str]:
+    """The forbidden library names (``FORBIDDEN_NAMES``) that ``node`` reaches."""
+    if pattern is None:
+        return []
+    found = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and pattern.search(sub.attr):
+            if not (isinstance(sub.value, ast.Name) and sub.value.id == "self" and sub.attr in own):
+                found.append(sub.attr)
+        elif isinstance(sub, ast.Name) and pattern.search(sub.id) and sub.id not in own:
+            found.append(sub.id)
+        elif isinstance(sub, (ast.Import, ast.ImportFrom)):
+            for alias in sub.names:
+                if alias.name == "*":
+                    found.append(f"a star import from {getattr(sub, 'module', None) or '.'}")
+                elif any(pattern.search(part) for part in alias.name.split(".")):
+                    found.append(alias.name)
+    return found
+
+
+def tainted_names(sources: list[str], prefixes: tuple[str, ...], pattern: re.Pattern | None = None) -> set[str]:
+    """Every global name that can reach a forbidden module, a forbidden name or a dynamic trick, across all cells."""
     bindings = [b for tree in filter(None, map(_python, sources)) for b in _bindings(tree)]
+    own = own_names(sources) if pattern is not None else set()
     tainted: set[str] = set()
     changed = True
     while changed:
@@ -118,7 +171,8 @@ def tainted_names(sources: list[str], prefixes: tuple[str, ...]) -> set[str]:
         for names, node in bindings:
             if names <= tainted:
                 continue
-            if _imports_forbidden(node, prefixes) or _tricks(node) or (_loads(node) - names) & tainted:
+            if (_imports_forbidden(node, prefixes) or _tricks(node) or _named(node, pattern, own)
+                    or (_loads(node) - names) & tainted):
                 tainted |= names
                 changed = True
     return tainted
@@ -138,15 +192,18 @@ def violations(rule: str | None, answer: str, all_sources: list[str]) -> list[st
     """Why the answer cell breaks ``rule`` (empty when it keeps it). ``all_sources``: every submitted cell."""
     if rule is None:
         return []
-    prefixes = FORBIDDEN[rule]
+    prefixes, pattern = FORBIDDEN[rule], FORBIDDEN_NAMES.get(rule)
     tree = _python(answer)
     if tree is None:
         return []   # it cannot run either; the judges give it nothing
     problems = [f"imports {m}" for m in _imports_forbidden(tree, prefixes)]
     problems += [f"uses {t}" for t in dict.fromkeys(_tricks(tree))]
-    tainted = tainted_names(all_sources, prefixes)
+    if pattern is not None:
+        named = _named(tree, pattern, own_names(all_sources))
+        problems += [f"uses {n} (library attention)" for n in dict.fromkeys(named)]
+    tainted = tainted_names(all_sources, prefixes, pattern)
     defined = {n for names, _ in _bindings(tree) for n in names}
-    reach = " or ".join(prefixes)
+    reach = " or ".join(prefixes) + (" or library attention" if pattern is not None else "")
     problems += [f"uses {n}, which reaches {reach}" for n in sorted((_loads(tree) - defined) & tainted)]
     if not problems:  # a clean answer whose names another cell defines again, with forbidden code
         problems += [f"{n} is defined again in another cell with code that reaches {reach}"
@@ -156,6 +213,6 @@ def violations(rule: str | None, answer: str, all_sources: list[str]) -> list[st
                      if t in OTHER_CELL_TRICKS or t.startswith("__") or t == "a non-constant default argument"})
     if tricks:
         problems.append(f"another cell uses {', '.join(tricks)}")
-    if rule == "own-model" and any(_patches(other, tainted) for other in others):
+    if rule in ("own-model", "own-attention") and any(_patches(other, tainted) for other in others):
         problems.append(f"another cell patches an object with code that reaches {reach}")
     return problems

@@ -179,13 +179,15 @@ def layers_of(model: nn.Module, kind: type, prefix: str = "") -> list[str]:
 class Study:
     """The side experiments' data: a balanced subset of Fashion-MNIST, at ``resolution``, in every profile."""
 
-    def __init__(self, resolution: int = 32):
+    def __init__(self, resolution: int = 32, test_per_class: int | None = None):
         self.profile = profiles.get_profile()
         per_class = self.profile.study_per_class
         self.resolution = resolution
         self.train_set = data.fashion_mnist("train").per_class(per_class)
         self.train_eval = data.DeviceLoader(self.train_set, 500, resolution=resolution)
-        self.test = data.DeviceLoader(data.fashion_mnist("test").per_class(per_class), 500, resolution=resolution)
+        # ``test_per_class`` (at most the profile's) makes the many evaluations of a large study cheaper
+        self.test_set = data.fashion_mnist("test").per_class(min(per_class, test_per_class or per_class))
+        self.test = data.DeviceLoader(self.test_set, 500, resolution=resolution)
 
     def loader(self, seed: int, batch_size: int = 64) -> data.DeviceLoader:
         return data.DeviceLoader(self.train_set, batch_size, shuffle=True, resolution=self.resolution, seed=seed)
@@ -198,6 +200,27 @@ class Study:
             progress=False, live_plot=False)
         train_acc, test_acc = evaluate(net, self.train_eval)[1], evaluate(net, self.test)[1]
         return dict(train=train_acc, test=test_acc, gap=train_acc - test_acc)
+
+    def train_subset(self, build: Callable[[], nn.Module], seed: int, *, per_class: int, epochs: int, lr: float,
+                     optimizer: str = "sgd", weight_decay: float = 5e-4, resolution: int | None = None,
+                     batch_size: int = 64) -> dict:
+        """Train on the first ``per_class`` training images of every class (not the study's own subset), then
+        return the training loss and accuracy (on up to 200 of those images per class), the test accuracy
+        and the gap. For claims about data size: the same code at every size, only ``per_class`` changes."""
+        resolution = resolution or self.resolution
+        if not hasattr(self, "_full_train"):
+            self._full_train, self._tests = data.fashion_mnist("train"), {}
+        if resolution not in self._tests:
+            self._tests[resolution] = data.DeviceLoader(self.test_set, 500, resolution=resolution)
+        subset = self._full_train.per_class(per_class)
+        seed_everything(seed)
+        net = build()
+        fit(net, data.DeviceLoader(subset, batch_size, shuffle=True, resolution=resolution, seed=seed),
+            epochs=epochs, lr=lr, optimizer=optimizer, weight_decay=weight_decay, progress=False, live_plot=False)
+        fitted = data.DeviceLoader(subset.per_class(min(per_class, 200)), 500, resolution=resolution)
+        train_loss, train_acc = evaluate(net, fitted)
+        test_acc = evaluate(net, self._tests[resolution])[1]
+        return dict(train_loss=train_loss, train=train_acc, test=test_acc, gap=train_acc - test_acc)
 
 
 def verdict(difference: float, spread: float) -> str:

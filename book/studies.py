@@ -2,7 +2,7 @@
 
 - ``watch_sigmoid_inputs``: the batch-norm paper's Figure 1, the distribution of the inputs to the last
   hidden layer's sigmoids and the test accuracy, every few steps.
-- ``steps_to_accuracy``: the BN paper's Table 1 measure, steps until the test accuracy reaches a target.
+- ``steps_to_accuracy``: the measure of the BN paper's Figure 3 (a table), steps until the test accuracy reaches a target.
 - ``training_error_curve`` and ``gradient_norms``: the ResNet paper's Figure 6 (training error over steps) and
   the signal that reaches each layer at initialisation.
 - ``peak_training_memory`` and ``dense_feature_reuse``: DenseNet's memory, and its Figure 5.
@@ -83,7 +83,7 @@ def drift(percentiles: torch.Tensor, start: int = 1) -> float:
 def steps_to_accuracy(model: nn.Module, train_loader, test_loader, target: float, *, lr: float, max_steps: int,
                       every: int, momentum: float = 0.9) -> int | None:
     """SGD steps (constant rate, momentum) until the test accuracy, checked every ``every`` steps, reaches
-    ``target``: the measure of the BN paper's Table 1 and Figure 2. None if ``max_steps`` pass first."""
+    ``target``: the measure of the BN paper's Figures 2 and 3. None if ``max_steps`` pass first."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     batches = _batches(train_loader)
     model.train()

@@ -7,7 +7,16 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+
+def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# Attention on the CPU runs as an op FlopCounterMode has no formula for, so it would count as zero: give it
+# the count torch uses for the same op on a GPU (the two matmuls QKᵀ and AV; softmax is not counted).
+_CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops}
 
 
 def _example(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
@@ -28,10 +37,15 @@ def _measure(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FlopCounte
     hooks = [m.register_forward_hook(record) for m in model.modules()]
     was_training = model.training
     model.eval()  # one path through the network: no auxiliary heads, no dropout
+    # In eval mode nn.MultiheadAttention takes a fused "fast path" that FlopCounterMode cannot see into
+    # (ViT-B/16 would lose a third of its multiply-adds); the ordinary path counts every projection.
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
+        with torch.no_grad(), FlopCounterMode(display=False, depth=None, custom_mapping=_CPU_ATTENTION) as counter:
             model(_example(model, input_shape))
     finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
         model.train(was_training)
         for hook in hooks:
             hook.remove()
@@ -301,7 +315,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) 
 
 
 def paper_comparison(family: str) -> Table:
-    """Our measured numbers beside the paper's table, for "alexnet", "vgg", "googlenet", "resnet" or "densenet"."""
+    """Our measured numbers beside the paper's table, for "alexnet", "vgg", "googlenet", "resnet", "densenet",
+    "vit" or "coatnet"."""
     from . import models, papers
 
     image = (1, 3, 224, 224)
@@ -337,8 +352,25 @@ def paper_comparison(family: str) -> Table:
         for name, paper in papers.DENSENET_PARAMS.items():
             ours = count(models.build(name), image)
             table.rows.append([name, ours["params"], paper, round(ours["macs"] / 1e9, 2)])
+    elif family == "vit":
+        table = Table(["model", "layers", "D", "MLP", "heads", "params M (ours)", "params M (paper)"],
+                      title="ViT, Table 1 (B/16, L/16, H/14 at 224 px)")
+        for name, (depth, dim, mlp, heads, paper) in papers.VIT_TABLE1.items():
+            with torch.device("meta"):  # counting parameters needs no memory for them
+                model = models.build("vit", patch_size=papers.VIT_PATCH[name], dim=dim, depth=depth, heads=heads,
+                                     mlp_dim=mlp)
+            table.rows.append([name, depth, dim, mlp, heads, round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+                               paper / 1e6])
+    elif family == "coatnet":
+        table = Table(["model", "params M (ours)", "params M (paper)", "params M (timm)", "GMACs (ours)",
+                       "GFLOPs (paper)", "GMACs (timm)"], title="CoAtNet-0, Table 4 (224 px)")
+        ours = count(models.build("coatnet"), image)
+        paper_params, paper_flops, _ = papers.COATNET_TABLE4["CoAtNet-0"]
+        timm_params, timm_macs = papers.COATNET0_TIMM
+        table.rows.append(["CoAtNet-0", round(ours["params"] / 1e6, 2), paper_params / 1e6, timm_params / 1e6,
+                           round(ours["macs"] / 1e9, 2), paper_flops / 1e9, timm_macs / 1e9])
     else:
-        raise ValueError(f"family must be alexnet, vgg, googlenet, resnet or densenet, not {family!r}")
+        raise ValueError(f"family must be alexnet, vgg, googlenet, resnet, densenet, vit or coatnet, not {family!r}")
     return table
 
 

@@ -340,6 +340,54 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: list[
     return fig
 
 
+def attention_overlay(images: torch.Tensor, rows: dict[str, torch.Tensor], labels: list[str]):
+    """Each image (top row), then one row per entry of ``rows``: a (N, h, w) map per image, stretched over
+    the image (an attention rollout, a feature map's mean, ...). Each map is scaled to its own range."""
+    n = len(images)
+    label_in = 0.3 + 0.075 * max(len(name) for name in rows)
+    cell = min(0.8, (_WIDTH_IN - label_in) / n)
+    fig, axes = plt.subplots(1 + len(rows), n, squeeze=False, figsize=(label_in + n * cell, (1 + len(rows)) * cell + 0.6))
+    for i in range(n):
+        picture, rgb = _picture(images[i])
+        for ax in axes[:, i]:
+            ax.imshow(picture, cmap=None if rgb else "gray")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[0, i].set_title(_wrap(labels[i]), fontsize=9)
+        for row, values in enumerate(rows.values(), start=1):
+            heat = F.interpolate(values[i][None, None].float(), size=images.shape[-2:], mode="bilinear",
+                                 align_corners=False)[0, 0]
+            axes[row, i].imshow(heat.numpy(), cmap="jet", alpha=0.55)
+    for row, name in enumerate(rows, start=1):
+        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.15)
+    return fig
+
+
+def relative_bias(table: torch.Tensor, size: int, title: str = ""):
+    """A relative-attention bias table (heads, (2·size−1)²) as one image per head: the pixel at (dy, dx)
+    is the bias added to the logit of a query attending to the key dy rows and dx columns away (CoAtNet Eq. 3)."""
+    table = table.detach().float().cpu().reshape(len(table), 2 * size - 1, 2 * size - 1)
+    heads = len(table)
+    cols = min(heads, 6)
+    rows = math.ceil(heads / cols)
+    cell = min(1.3, _WIDTH_IN / cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(cols * cell, rows * cell + 0.55))
+    limit = table.abs().max().item() or 1.0
+    ticks = [0, size - 1, 2 * size - 2]
+    for h, ax in enumerate(axes.flat):
+        if h >= heads:
+            ax.axis("off")
+            continue
+        ax.imshow(table[h].numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_xticks(ticks, [str(t - size + 1) for t in ticks], fontsize=9)
+        ax.set_yticks(ticks, [str(t - size + 1) for t in ticks], fontsize=9)
+        ax.set_title(f"head {h}", fontsize=9)
+    fig.suptitle(title or "relative-position bias w[Δy, Δx] per head (red +, blue −)", fontsize=10, y=0.995, va="top")
+    fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.3, rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))
+    return fig
+
+
 def _place_labels(ax, points, labels, obstacles=(), fontsize=9):
     """Annotate each point with its label at the first nearby offset whose box overlaps no earlier label,
     no marker, no line and nothing in ``obstacles`` (the legend, say): labels never collide."""

@@ -73,9 +73,9 @@ def temp_folders() -> list[Path]:
 
 # --------------------------------------------------------------------------- the format and release
 
-def test_seven_homework_sets_exist_in_probe_judge_format():
+def test_eight_homework_sets_exist_in_probe_judge_format():
     assert HOMEWORK == ["hw1_alexnet", "hw2_vgg", "hw3_nin", "hw4_googlenet", "hw5_batchnorm", "hw6_resnet",
-                        "hw7_densenet"]
+                        "hw7_densenet", "hw8_vit_coatnet"]
     for hw in HOMEWORK:
         source = nbformat.read(release.SOURCE_DIR / f"{hw}.ipynb", 4)
         questions = cells.questions(source)
@@ -146,6 +146,74 @@ def test_hw6_stage_judges_count_what_flop_counter_mode_counts():
             for stride_on in ("1x1", "3x3"):
                 stage = judge["stage"](c_in, width, blocks, stride, stride_on)
                 assert judge["measured_macs"](stage, c_in, size) == summary.count(stage, (1, c_in, size, size))["macs"]
+
+
+def test_hw8_layout_two_modules_the_relative_bias_a_design_and_prose():
+    """ViT and CoAtNet: q1 the patch embedding, q2 an encoder block with its own attention, q3 CoAtNet's relative
+    bias and Eq. 3, q4 a design judged by building book's ViT and counting it, q5 prose graded by hand."""
+    source = nbformat.read(release.SOURCE_DIR / "hw8_vit_coatnet.ipynb", 4)
+    assert [q.id for q in cells.layout(source)] == ["q1", "q2", "q3", "q4", "q5"]
+    assert cells.written(source) == [cells.Written("q5", 3.0)]
+    questions = cells.questions(source)
+    assert [q.points for q in questions] == [3, 5, 4, 3] and len(questions[3].tests) == 2
+    assert [q.rule for q in questions] == ["own-model", "own-attention", "own-attention", "own-model"]
+    names = ("class PatchEmbedding(", "class EncoderBlock(", "def relative_attention(", "def largest_image_size(")
+    answers = [c.source for c in source.cells if cells.info(c).get("kind") == "answer"]
+    assert len(answers) == 4 and all(name in text for name, text in zip(names, answers))
+    judges = [t.judge for q in questions for t in q.tests]
+    assert all("book.models.vit import" in j or "book.models.coatnet import" in j for j in judges)
+    assert "Chapter: *ViT and CoAtNet*" in source.cells[0].source
+
+
+def test_hw8_size_judges_count_what_book_summary_measures():
+    """hw8's q4 judges count book's ViT built on the meta device (nothing computed, so ViT-H at 1,000 px is
+    quick): the multiply-adds book.summary measures on a real forward pass, and the reference's formula."""
+    import torch
+    from book import summary
+    from book.models.vit import ViT
+    source = nbformat.read(release.SOURCE_DIR / "hw8_vit_coatnet.ipynb", 4)
+    scope = {}
+    exec("import torch\nfrom torch import nn\n" + answer_cell(solution("hw8_vit_coatnet"), "q4").source, scope)
+    for test in cells.questions(source)[3].tests:
+        judge = {}
+        exec(test.judge, judge)
+        for size, patch, dim, depth, heads, mlp, c_in, classes in [(28, 4, 64, 2, 4, 128, 1, 10),
+                                                                   (24, 8, 48, 1, 3, 96, 3, 100)]:
+            model = ViT(classes, c_in, image_size=size, patch_size=patch, dim=dim, depth=depth, heads=heads,
+                        mlp_dim=mlp)
+            counted = judge["macs"](size, patch, dim, depth, heads, mlp, c_in, classes)
+            assert counted == summary.count(model, (1, c_in, size, size))["macs"]
+            config = (patch, dim, depth, heads, mlp, c_in, classes)
+            assert scope["largest_image_size"](counted, *config) == size
+            assert scope["largest_image_size"](counted - 1, *config) == size - patch
+
+
+def test_own_attention_rule_refuses_library_attention_by_name():
+    """q2 and q3 of hw8 write their attention: torch cannot be forbidden, so its attention is, by name."""
+    setup = "import torch\nfrom torch import nn"
+    mine = ("class Block(nn.Module):\n    def __init__(self, dim):\n        super().__init__()\n"
+            "        self.qkv = nn.Linear(dim, 3 * dim)\n\n"
+            "    def scaled_dot_product(self, q, k, v):\n"
+            "        return torch.softmax(q @ k.transpose(-2, -1), -1) @ v\n\n"
+            "    def forward(self, x):\n        return self.scaled_dot_product(*self.qkv(x).chunk(3, -1))")
+    assert rules.violations("own-attention", mine, [setup, mine]) == []
+    own_function = "def scaled_dot_product_attention(q, k, v):\n    return torch.softmax(q @ k.mT, -1) @ v"
+    assert rules.violations("own-attention", own_function, [setup, own_function]) == []
+    for library in ["def f(x):\n    return nn.MultiheadAttention(4, 2)(x, x, x)[0]",
+                    "def f(x):\n    return nn.functional.scaled_dot_product_attention(x, x, x)",
+                    "from torch.nn.functional import scaled_dot_product_attention as sdpa\n"
+                    "def f(x):\n    return sdpa(x, x, x)",
+                    "from torch.nn.functional import *\ndef f(x):\n    return scaled_dot_product_attention(x, x, x)",
+                    "def f(x):\n    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(x, x, x)[0]",
+                    "def f(x):\n    return nn.TransformerEncoderLayer(4, 2)(x)",
+                    "import operator\ndef f(x):\n    return operator.attrgetter('nn.MultiheadAttention')(torch)(4, 2)",
+                    "from book.models.vit import EncoderBlock\nf = EncoderBlock(4, 2, 8)",
+                    own_function + "\ndef f(x):\n    return nn.functional.scaled_dot_product_attention(x, x, x)"]:
+        assert rules.violations("own-attention", library, [setup, library]), library
+        assert rules.violations("own-model", library, [setup, library]) == [] or "book.models" in library
+    helper = "sdpa = torch.nn.functional.scaled_dot_product_attention"
+    laundered = "def f(x):\n    return sdpa(x, x, x)"
+    assert rules.violations("own-attention", laundered, [setup, helper, laundered])
 
 
 def test_homework_folder_is_what_release_writes():
@@ -466,6 +534,55 @@ def test_hw7_judges_reject_a_block_without_its_input_a_transition_without_relu_a
     assert sorted(f["test"] for f in questions["q1"]["failed"]) == ["q1.block", "q1.shape"]
     assert [f["test"] for f in questions["q2"]["failed"]] == ["q2.transition"]
     assert results["wrong"]["status"] == "ok"
+
+
+@needs_bwrap
+def test_hw8_judges_reject_each_wrong_answer_and_the_rule_refuses_library_attention(tmp_path):
+    wrong = solution("hw8_vit_coatnet")
+    for qid, (right, bad) in {
+            "q1": ("torch.cat([self.class_token.expand(len(x), -1, -1), patches], 1)",   # the class token last
+                   "torch.cat([patches, self.class_token.expand(len(x), -1, -1)], 1)"),
+            "q2": ("/ head_dim ** 0.5", "/ dim ** 0.5"),                                  # scaled by the width
+            "q3": ("return torch.softmax(logits, dim=-1) @ x",                            # the bias after the softmax
+                   "return (torch.softmax(x @ x.transpose(-2, -1), dim=-1) + relative_bias(table, size)[0]) @ x"),
+            "q4": ("tokens = patches + 1", "tokens = patches")}.items():                  # no class token
+        cell = answer_cell(wrong, qid)
+        assert cell.source.count(right) == 1
+        cell.source = cell.source.replace(right, bad)
+    library = solution("hw8_vit_coatnet")   # right numbers, but torch's attention: the rule zeroes q2 and q3
+    answer_cell(library, "q2").source = """\
+class EncoderBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_dim):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, mlp_dim), nn.Linear(mlp_dim, dim)
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.attention(y, y, y, need_weights=False)[0]
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+"""
+    q3 = answer_cell(library, "q3")
+    right = "return torch.softmax(logits, dim=-1) @ x"
+    assert q3.source.count(right) == 1
+    q3.source = q3.source.replace(right, "return nn.functional.scaled_dot_product_attention(\n"
+                                         "        x, x, x, attn_mask=relative_bias(table, size)[0], scale=1.0)")
+    results, _ = grade_folder(tmp_path, "hw8_vit_coatnet", {"wrong": wrong, "library": library})
+    questions = results["wrong"]["questions"]
+    assert {q: questions[q]["points"] for q in questions} == {"q1": 1, "q2": 3, "q3": 2, "q4": 0}, questions
+    assert [f["test"] for f in questions["q1"]["failed"]] == ["q1.tokens"]
+    assert [f["test"] for f in questions["q2"]["failed"]] == ["q2.heads"], "one head: d_h = dim"
+    assert [f["test"] for f in questions["q3"]["failed"]] == ["q3.attention"]
+    assert results["wrong"]["status"] == "ok"
+    questions = results["library"]["questions"]
+    assert {q: questions[q]["points"] for q in questions} == {"q1": 3, "q2": 0, "q3": 0, "q4": 3}, questions
+    assert all(not questions[q]["failed"] or all(f["detail"] == "" for f in questions[q]["failed"])
+               for q in ("q2", "q3")), "the judges pass: only the rule zeroes them"
+    assert "MultiheadAttention" in str(questions["q2"]["rule_violations"])
+    assert "scaled_dot_product_attention" in str(questions["q3"]["rule_violations"])
+    assert results["library"]["status"] == "own-code rule broken: q2, q3"
 
 
 @needs_bwrap

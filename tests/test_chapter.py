@@ -117,3 +117,22 @@ def test_training_error_curve_and_gradient_norms_measure_a_real_network():
     assert record["steps"] == [10, 20, 30, 40] and record["train_error"][-1] < record["train_error"][0]
     norms = studies.gradient_norms(cifar_resnet(8, in_channels=1), x, y)
     assert len(norms) == 7 and all(v > 0 for v in norms.values())
+
+
+def test_train_subset_trains_on_the_first_images_of_each_class(monkeypatch):
+    """Real Fashion-MNIST, a tiny network: only ``per_class`` changes the data, and the record is complete."""
+    monkeypatch.setenv("BOOK_PROFILE", "smoke")
+    study = chapter.Study(resolution=28)
+    seen = []
+
+    def build():
+        net = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+        net.register_forward_pre_hook(lambda m, inputs: seen.append(len(inputs[0])))
+        return net
+
+    record = study.train_subset(build, 0, per_class=3, epochs=2, lr=0.1)
+    assert set(record) == {"train_loss", "train", "test", "gap"}
+    assert record["gap"] == pytest.approx(record["train"] - record["test"])
+    assert 0 <= record["test"] <= 1 and record["train_loss"] > 0
+    # 30 training images in batches of 64: one batch an epoch, then the evaluations of 30 and of the test set.
+    assert seen[:2] == [30, 30] and seen[2] == 30 and sum(seen[3:]) == len(study.test_set)

@@ -146,6 +146,105 @@ def test_vit_base_has_86m_parameters():
     assert round(params / 1e6) == 87 and abs(params - papers.VIT_BASE_PARAMS) / papers.VIT_BASE_PARAMS < 0.01
 
 
+def _torchvision_vit_keys(key: str) -> str:
+    """torchvision's vit_b_16 state-dict key, renamed to ours."""
+    for theirs, ours in (("conv_proj", "patch_embed"), ("encoder.pos_embedding", "position"),
+                         ("class_token", "class_token"), ("encoder.ln.", "norm."), ("heads.head", "head"),
+                         ("encoder.layers.encoder_layer_", "blocks."), ("ln_1", "norm1"), ("ln_2", "norm2"),
+                         ("self_attention", "attention")):
+        key = key.replace(theirs, ours)
+    return key
+
+
+def test_vit_b16_logits_equal_torchvision_and_cost_17_6_gmacs():
+    torch.manual_seed(0)
+    reference = torchvision.models.vit_b_16()
+    ours = models.build("vit")
+    ours.load_state_dict({_torchvision_vit_keys(k): v for k, v in reference.state_dict().items()}, strict=True)
+    ours.eval(), reference.eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (ours(x) - reference(x)).abs().max().item() <= 1e-4
+    # Counted with attention's matrix products (which FlopCounterMode would miss on the CPU and in
+    # nn.MultiheadAttention's fused eval path): torchvision's table gives 17.56 G.
+    assert summary.count(ours, IMAGE)["macs"] / 1e9 == pytest.approx(papers.VIT_B16_GMACS_TORCHVISION, abs=0.01)
+    assert torch.backends.mha.get_fastpath_enabled(), "counting must restore the fast path"
+
+
+def test_vit_table1_parameters_within_1_percent():
+    table = summary.paper_comparison("vit")
+    for name, depth, dim, mlp, heads, ours, paper in table.rows:
+        assert abs(ours - paper) / paper < 0.011, name
+
+
+def test_vit_attention_maps_and_rollout():
+    from book.models.vit import attention_maps, attention_rollout
+
+    torch.manual_seed(0)
+    model = models.build_small("vit")
+    images = torch.randn(3, 1, 28, 28)
+    maps = attention_maps(model, images)
+    assert len(maps) == 4 and maps[0].shape == (3, 4, 50, 50)
+    assert torch.allclose(maps[2].sum(-1), torch.ones(3, 4, 50), atol=1e-5)
+    rollout = attention_rollout(maps)
+    assert rollout.shape == (3, 49) and (rollout >= 0).all() and (rollout.sum(-1) < 1).all()
+    # Known cases: attention to oneself only leaves the class token with nothing from the patches;
+    # uniform attention in one layer gives every patch 1/(2T).
+    tokens = 5
+    identity = torch.eye(tokens).expand(1, 2, tokens, tokens)
+    assert attention_rollout([identity, identity]).abs().max() == 0
+    uniform = torch.full((1, 2, tokens, tokens), 1 / tokens)
+    assert torch.allclose(attention_rollout([uniform]), torch.full((1, tokens - 1), 1 / (2 * tokens)))
+
+
+# --------------------------------------------------------------------------- CoAtNet
+
+@pytest.mark.parametrize("layout", ["CCCC", "CCTT", "CTTT", "TTTT"])
+def test_coatnet_layouts_put_mbconv_or_transformer_in_each_stage(layout):
+    from book.models.coatnet import MBConv, TransformerBlock
+
+    model = models.build_small("coatnet", layout=layout)
+    kinds = ["C" if isinstance(getattr(model, f"s{i}")[0], MBConv) else
+             "T" if isinstance(getattr(model, f"s{i}")[0], TransformerBlock) else "?" for i in (1, 2, 3, 4)]
+    assert "".join(kinds) == layout
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+
+
+def test_coatnet_small_stem_keeps_s3_and_s4_above_one_position():
+    sizes = {}
+    model = models.build_small("coatnet")
+    for name in ("s3", "s4"):
+        getattr(model, name).register_forward_hook(lambda m, i, o, name=name: sizes.__setitem__(name, o.shape[-1]))
+    model(torch.randn(1, 1, 32, 32))
+    assert sizes == {"s3": 4, "s4": 2}
+    with pytest.raises(ValueError, match="layout"):
+        models.build_small("coatnet", layout="CCXT")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        models.build_small("coatnet", image_size=40)
+
+
+def test_coatnet0_against_table4_and_where_the_stride_sits():
+    paper_params, paper_macs, _ = papers.COATNET_TABLE4["CoAtNet-0"]
+    ours = summary.count(models.build("coatnet"), IMAGE)
+    depthwise = summary.count(models.build("coatnet", stride_on="depthwise"), IMAGE)
+    assert ours["params"] == depthwise["params"] and abs(ours["params"] - paper_params) / paper_params < 0.08
+    # Strided 1x1 (the paper's formula) costs less; strided depthwise comes within 2% of Table 4.
+    assert ours["macs"] < depthwise["macs"] and abs(depthwise["macs"] - paper_macs) / paper_macs < 0.02
+
+
+def test_relative_bias_depends_only_on_the_offset():
+    from book.models.coatnet import RelativeAttention
+
+    size = 3
+    index = RelativeAttention(32, 32, size).bias_index
+    where = torch.stack(torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")).flatten(1).T
+    offsets = where[:, None] - where[None, :]
+    for i in range(size * size):
+        for j in range(size * size):
+            same = (offsets == offsets[i, j]).all(-1)
+            assert (index[same] == index[i, j]).all() and (index[~same] != index[i, j]).all()
+
+
 # --------------------------------------------------------------------------- batch normalization
 
 @pytest.mark.parametrize("shape", [(16, 5, 6, 6), (32, 7)])

@@ -76,6 +76,10 @@ def every_plot():
         "class_activation_maps": lambda: viz.class_activation_maps(SyntheticCAMNet(), torch.rand(8, 1, 32, 32),
                                                                    CLASSES, torch.arange(8)),
         "ilsvrc_timeline": viz.ilsvrc_timeline,
+        "attention_overlay": lambda: viz.attention_overlay(torch.rand(8, 1, 28, 28), {
+            "ViT rollout": torch.rand(8, 7, 7), "ViT last layer": torch.rand(8, 7, 7), "CoAtNet S1": torch.rand(8, 16, 16)},
+            CLASSES[:8]),
+        "relative_bias": lambda: viz.relative_bias(torch.randn(2, 49), 4),
     }
 
 

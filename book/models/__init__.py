@@ -59,7 +59,7 @@ SMALL: dict[str, tuple[int, dict]] = {
     "densenet201": (28, dict(growth_rate=12, blocks=(3, 6, 24, 16), stem="small")),
     "densenet161": (28, dict(growth_rate=24, blocks=(3, 6, 18, 12), stem="small")),
     "vit": (28, dict(image_size=28, patch_size=4, dim=64, depth=4, heads=4, mlp_dim=128)),
-    "coatnet": (32, dict(image_size=32)),
+    "coatnet": (32, dict(image_size=32, stem="small")),
 }
 
 

@@ -30,15 +30,19 @@ class MBConv(nn.Module):
     When downsampling, x ← Proj(Pool(x)) + Conv(DepthConv(Conv(Norm(x), stride=2))) (§2.3).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4,
+                 stride_on: str = "1x1"):
         super().__init__()
+        if stride_on not in ("1x1", "depthwise"):
+            raise ValueError(f"stride_on is '1x1' (as §2.3 writes it) or 'depthwise' (as timm does), not {stride_on!r}")
         hidden = in_channels * expansion
+        first, depthwise = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
             nn.MaxPool2d(3, stride, 1) if stride > 1 else nn.Identity(), nn.Conv2d(in_channels, out_channels, 1))
         self.residual = nn.Sequential(
             nn.BatchNorm2d(in_channels),
-            nn.Conv2d(in_channels, hidden, 1, stride, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
-            nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
+            nn.Conv2d(in_channels, hidden, 1, first, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, depthwise, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.GELU(),
             SqueezeExcite(hidden, max(1, in_channels // 4)),
             nn.Conv2d(hidden, out_channels, 1))
 
@@ -91,26 +95,41 @@ class TransformerBlock(nn.Module):
 
 
 class CoAtNet(nn.Module):
-    """S0 convolution stem, S1–S2 MBConv, S3–S4 relative-attention transformers; each stage halves the size."""
+    """S0 convolution stem, then stages S1–S4, each halving the size: MBConv (C) or relative-attention
+    transformer (T) blocks as ``layout`` says. The paper's choice is C-C-T-T (§2.3, Figure 1 compares
+    C-C-C-C, C-C-C-T, C-C-T-T, C-T-T-T and an all-transformer).
+
+    ``stem="small"`` makes S0's first convolution stride 1, for 28–32 px images: S3 and S4 then still
+    see 4×4 and 2×2 positions instead of 2×2 and 1×1. ``stride_on`` says which convolution of a downsampling
+    MBConv has stride 2: the first 1×1, as §2.3's formula has it, or the depthwise 3×3.
+    """
 
     def __init__(self, blocks: tuple[int, ...], channels: tuple[int, ...], num_classes: int = 1000,
-                 in_channels: int = 3, *, image_size: int = 224):
+                 in_channels: int = 3, *, image_size: int = 224, layout: str = "CCTT", stem: str = "paper",
+                 stride_on: str = "1x1"):
         super().__init__()
-        if image_size % 32:
-            raise ValueError(f"image_size must be a multiple of 32 (five stages halve it), not {image_size}")
-        stem = [nn.Conv2d(in_channels, channels[0], 3, 2, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
+        if len(layout) != 4 or set(layout) - {"C", "T"}:
+            raise ValueError(f"layout names stages S1–S4 with C (MBConv) or T (transformer), like 'CCTT', not {layout!r}")
+        if stem not in ("paper", "small"):
+            raise ValueError(f"stem is 'paper' (stride 2) or 'small' (stride 1), not {stem!r}")
+        first_stride = 2 if stem == "paper" else 1
+        if image_size % (16 * first_stride):
+            raise ValueError(f"image_size must be a multiple of {16 * first_stride} (the stages halve it), "
+                             f"not {image_size}")
+        self.layout = layout
+        stem_layers = [nn.Conv2d(in_channels, channels[0], 3, first_stride, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
         for _ in range(1, blocks[0]):
-            stem += [nn.Conv2d(channels[0], channels[0], 3, 1, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
-        self.s0 = nn.Sequential(*stem)
-        size = image_size // 2
+            stem_layers += [nn.Conv2d(channels[0], channels[0], 3, 1, 1), nn.BatchNorm2d(channels[0]), nn.GELU()]
+        self.s0 = nn.Sequential(*stem_layers)
+        size = image_size // first_stride
         stages = []
-        for i in (1, 2, 3, 4):
+        for i, kind in zip((1, 2, 3, 4), layout):
             size //= 2
             layers = []
             for j in range(blocks[i]):
                 c_in = channels[i - 1] if j == 0 else channels[i]
-                if i <= 2:
-                    layers.append(MBConv(c_in, channels[i], stride=2 if j == 0 else 1))
+                if kind == "C":
+                    layers.append(MBConv(c_in, channels[i], stride=2 if j == 0 else 1, stride_on=stride_on))
                 else:
                     layers.append(TransformerBlock(c_in, channels[i], size, downsample=(j == 0)))
             stages.append(nn.Sequential(*layers))

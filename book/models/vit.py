@@ -49,3 +49,39 @@ class ViT(nn.Module):
         x = torch.cat([self.class_token.expand(len(x), -1, -1), x], 1)
         x = self.blocks(self.dropout(x + self.position))
         return self.head(self.norm(x[:, 0]))
+
+
+def attention_maps(model: ViT, images: torch.Tensor) -> list[torch.Tensor]:
+    """Each block's attention weights for ``images``: a list of (N, heads, tokens, tokens), token 0 the class token.
+
+    The blocks run as in ``forward`` (eval mode); only the weights, which ``forward`` never needs, are kept.
+    """
+    was_training = model.training
+    model.eval()
+    maps = []
+    try:
+        with torch.no_grad():
+            x = model.patch_embed(images).flatten(2).transpose(1, 2)
+            x = torch.cat([model.class_token.expand(len(x), -1, -1), x], 1) + model.position
+            for block in model.blocks:
+                y = block.norm1(x)
+                out, weights = block.attention(y, y, y, need_weights=True, average_attn_weights=False)
+                maps.append(weights)
+                x = x + out
+                x = x + block.mlp(block.norm2(x))
+    finally:
+        model.train(was_training)
+    return maps
+
+
+def attention_rollout(maps: list[torch.Tensor]) -> torch.Tensor:
+    """How much the final class token draws on each patch, through every layer (Abnar & Zuidema 2020):
+    average the heads, add the identity for the residual path, renormalise the rows, and multiply the
+    layers' matrices. Returns (N, patches): the class token's row without its own entry."""
+    rollout = None
+    for weights in maps:
+        mixed = weights.mean(1)
+        mixed = mixed + torch.eye(mixed.shape[-1], device=mixed.device)
+        mixed = mixed / mixed.sum(-1, keepdim=True)
+        rollout = mixed if rollout is None else mixed @ rollout
+    return rollout[:, 0, 1:]
