@@ -49,6 +49,8 @@ VIT_B16_GMACS_TORCHVISION = 17.56
 # Dai et al. 2021, Table 4 (ImageNet-1K only, 224 px): parameters, FLOPs (multiply-adds) and top-1.
 COATNET_TABLE4 = {"CoAtNet-0": (25e6, 4.2e9, 81.6), "CoAtNet-1": (42e6, 8.4e9, 83.3),
                   "CoAtNet-2": (75e6, 15.7e9, 84.1), "CoAtNet-3": (168e6, 34.7e9, 84.5)}
+# Table 9 (Appendix A.1): CoAtNet-0 with the stride in the depthwise convolution instead of the first 1×1.
+COATNET0_STRIDED_DEPTHWISE = (25e6, 4.6e9, 82.0)
 # timm's untrained coatnet_0_224, counted by the author: a second reference for CoAtNet-0.
 COATNET0_TIMM = (25.04e6, 4.58e9)
 

@@ -223,13 +223,16 @@ def test_coatnet_small_stem_keeps_s3_and_s4_above_one_position():
         models.build_small("coatnet", image_size=40)
 
 
-def test_coatnet0_against_table4_and_where_the_stride_sits():
+def test_coatnet0_against_table4_and_table9():
     paper_params, paper_macs, _ = papers.COATNET_TABLE4["CoAtNet-0"]
+    table9_macs = papers.COATNET0_STRIDED_DEPTHWISE[1]
     ours = summary.count(models.build("coatnet"), IMAGE)
     depthwise = summary.count(models.build("coatnet", stride_on="depthwise"), IMAGE)
-    assert ours["params"] == depthwise["params"] and abs(ours["params"] - paper_params) / paper_params < 0.08
-    # Strided 1x1 (the paper's formula) costs less; strided depthwise comes within 2% of Table 4.
-    assert ours["macs"] < depthwise["macs"] and abs(depthwise["macs"] - paper_macs) / paper_macs < 0.02
+    assert ours["params"] == depthwise["params"] and abs(ours["params"] - paper_params) / paper_params < 0.07
+    assert abs(ours["macs"] - paper_macs) / paper_macs < 0.04 and abs(depthwise["macs"] - table9_macs) / table9_macs < 0.04
+    # What moving the stride costs (Table 9: 4.2 B -> 4.6 B) pins the expansion to 4x the *output* channels;
+    # expanding the input channels would make the difference 0.24 G.
+    assert (depthwise["macs"] - ours["macs"]) / (table9_macs - paper_macs) == pytest.approx(1, abs=0.05)
 
 
 def test_relative_bias_depends_only_on_the_offset():

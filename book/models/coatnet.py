@@ -25,17 +25,19 @@ class SqueezeExcite(nn.Module):
 
 
 class MBConv(nn.Module):
-    """Pre-norm inverted bottleneck: 1×1 expand ×4, 3×3 depthwise, SE, 1×1 project (§2.1, Eq. 4 with pooling).
+    """Pre-norm inverted bottleneck: 1×1 expand ×4, 3×3 depthwise, SE, 1×1 project (§2.1; Appendix A.1).
 
-    When downsampling, x ← Proj(Pool(x)) + Conv(DepthConv(Conv(Norm(x), stride=2))) (§2.3).
+    When downsampling, x ← Proj(Pool(x)) + Conv(DepthConv(Conv(Norm(x), stride=2))) (Appendix A.1, Eq. 5).
+    The expansion is 4× the block's *output* channels: with it, moving the stride into the depthwise
+    convolution adds the 0.4 G multiply-adds that Table 9 reports for CoAtNet-0 (4.2 B → 4.6 B).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, expansion: int = 4,
                  stride_on: str = "1x1"):
         super().__init__()
         if stride_on not in ("1x1", "depthwise"):
-            raise ValueError(f"stride_on is '1x1' (as §2.3 writes it) or 'depthwise' (as timm does), not {stride_on!r}")
-        hidden = in_channels * expansion
+            raise ValueError(f"stride_on is '1x1' (Eq. 5) or 'depthwise' (Table 9's variant, timm's), not {stride_on!r}")
+        hidden = out_channels * expansion
         first, depthwise = (stride, 1) if stride_on == "1x1" else (1, stride)
         self.shortcut = nn.Identity() if stride == 1 and in_channels == out_channels else nn.Sequential(
             nn.MaxPool2d(3, stride, 1) if stride > 1 else nn.Identity(), nn.Conv2d(in_channels, out_channels, 1))
@@ -74,7 +76,8 @@ class RelativeAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm relative-attention block and MLP; x ← Proj(Pool(x)) + Attention(Pool(Norm(x))) when downsampling (§2.3)."""
+    """Pre-norm relative-attention block and MLP; x ← Proj(Pool(x)) + Attention(Pool(Norm(x))) when downsampling
+    (Appendix A.1, Eq. 4)."""
 
     def __init__(self, in_channels: int, out_channels: int, size: int, downsample: bool):
         super().__init__()
@@ -96,12 +99,12 @@ class TransformerBlock(nn.Module):
 
 class CoAtNet(nn.Module):
     """S0 convolution stem, then stages S1–S4, each halving the size: MBConv (C) or relative-attention
-    transformer (T) blocks as ``layout`` says. The paper's choice is C-C-T-T (§2.3, Figure 1 compares
+    transformer (T) blocks as ``layout`` says. The paper's choice is C-C-T-T (§2.2, Figure 1 compares
     C-C-C-C, C-C-C-T, C-C-T-T, C-T-T-T and an all-transformer).
 
     ``stem="small"`` makes S0's first convolution stride 1, for 28–32 px images: S3 and S4 then still
     see 4×4 and 2×2 positions instead of 2×2 and 1×1. ``stride_on`` says which convolution of a downsampling
-    MBConv has stride 2: the first 1×1, as §2.3's formula has it, or the depthwise 3×3.
+    MBConv has stride 2: the first 1×1, as Eq. 5 has it, or the depthwise 3×3 (Table 9).
     """
 
     def __init__(self, blocks: tuple[int, ...], channels: tuple[int, ...], num_classes: int = 1000,
