@@ -188,6 +188,7 @@ class Study:
         # ``test_per_class`` (at most the profile's) makes the many evaluations of a large study cheaper
         self.test_set = data.fashion_mnist("test").per_class(min(per_class, test_per_class or per_class))
         self.test = data.DeviceLoader(self.test_set, 500, resolution=resolution)
+        self._tests = {resolution: self.test}  # the test set at each resolution train_subset has used
 
     def loader(self, seed: int, batch_size: int = 64) -> data.DeviceLoader:
         return data.DeviceLoader(self.train_set, batch_size, shuffle=True, resolution=self.resolution, seed=seed)
@@ -208,11 +209,9 @@ class Study:
         return the training loss and accuracy (on up to 200 of those images per class), the test accuracy
         and the gap. For claims about data size: the same code at every size, only ``per_class`` changes."""
         resolution = resolution or self.resolution
-        if not hasattr(self, "_full_train"):
-            self._full_train, self._tests = data.fashion_mnist("train"), {}
         if resolution not in self._tests:
             self._tests[resolution] = data.DeviceLoader(self.test_set, 500, resolution=resolution)
-        subset = self._full_train.per_class(per_class)
+        subset = data.fashion_mnist("train").per_class(per_class)   # the full set is loaded once (lru_cache)
         seed_everything(seed)
         net = build()
         fit(net, data.DeviceLoader(subset, batch_size, shuffle=True, resolution=resolution, seed=seed),

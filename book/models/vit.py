@@ -44,10 +44,13 @@ class ViT(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """z0 of Eq. 1: the patches embedded, the class token in front, the position embeddings added."""
         x = self.patch_embed(x).flatten(2).transpose(1, 2)               # (N, patches, dim)
-        x = torch.cat([self.class_token.expand(len(x), -1, -1), x], 1)
-        x = self.blocks(self.dropout(x + self.position))
+        return torch.cat([self.class_token.expand(len(x), -1, -1), x], 1) + self.position
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.dropout(self.embed(x)))
         return self.head(self.norm(x[:, 0]))
 
 
@@ -61,8 +64,7 @@ def attention_maps(model: ViT, images: torch.Tensor) -> list[torch.Tensor]:
     maps = []
     try:
         with torch.no_grad():
-            x = model.patch_embed(images).flatten(2).transpose(1, 2)
-            x = torch.cat([model.class_token.expand(len(x), -1, -1), x], 1) + model.position
+            x = model.embed(images)
             for block in model.blocks:
                 y = block.norm1(x)
                 out, weights = block.attention(y, y, y, need_weights=True, average_attn_weights=False)
