@@ -1,6 +1,6 @@
 """The cpu recipe's training speed: the eager fp32 path against channels_last off, torch.compile and bf16.
 
-Each variant trains the cpu profile's model (default: the small ResNet-18 at 28 px, batch 128) through
+Each variant trains the cpu profile's model (default: the small ResNet-18 at 28 px, at its recipe's batch) through
 `book.train.fit` on real Fashion-MNIST batches. What to read are the ratios to today's path
 (eager, channels_last on), measured in the same run. torch.compile's compile time is counted apart and
 also amortised over a whole cpu-profile run. bf16 autocast is measured only where the CPU has native bf16

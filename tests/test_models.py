@@ -386,3 +386,23 @@ def test_memory_efficient_densenet_computes_the_same_outputs_and_gradients():
         out.square().mean().backward()
     grads = [dict((n, p.grad) for n, p in net.named_parameters()) for net in (plain, efficient)]
     assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5) for n in grads[0])
+
+
+@pytest.mark.parametrize("name", ["vit", "coatnet"])
+def test_attention_runs_in_fp32_under_cpu_bf16_autocast(name, monkeypatch):
+    """CPU flash attention is ~6× slower in bf16 than in fp32, so both models attend in fp32 (book.models.vit)
+    while their linear layers still take bf16: every attention call sees fp32 inputs with autocast off."""
+    calls = []
+    attend = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(q, k, v, *args, **kwargs):
+        calls.append((q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu")))
+        return attend(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    size = models.small_resolution(name)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = models.build_small(name)(torch.randn(4, 1, size, size))
+    logits.float().sum().backward()
+    assert calls and set(calls) == {(torch.float32, torch.float32, torch.float32, False)}, calls
+    assert logits.dtype == torch.bfloat16  # the rest of the network still runs in bf16

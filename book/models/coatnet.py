@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .vit import fp32_attention_on_cpu
+
 # Table 3: blocks per stage S0..S4 and channels per stage. CoAtNet-0 is the smallest in the paper.
 CONFIGS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "coatnet0": ((2, 2, 3, 5, 2), (64, 96, 192, 384, 768)),
@@ -71,7 +73,8 @@ class RelativeAttention(nn.Module):
         n, tokens, dim = x.shape
         q, k, v = self.qkv(x).view(n, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         bias = self.bias_table[:, self.bias_index]                          # (heads, HW, HW)
-        out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
+        with fp32_attention_on_cpu(q, k, v, bias) as (q, k, v, bias):
+            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
         return self.proj(out.transpose(1, 2).reshape(n, tokens, dim))
 
 
