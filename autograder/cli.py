@@ -11,7 +11,7 @@ from . import cells
 from . import grade as grading
 from . import merge as merging
 from . import release as releasing
-from . import sandbox
+from . import report, sandbox
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,16 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except grading.SelfCheckFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted: every run was stopped and its folder removed; run the same command to resume",
               file=sys.stderr)
         return 130
     for r in results:
         manual = f" (+{r['manual_max']:g} by hand)" if r.get("manual_max") else ""
-        print(f"{r['student']:<30} {r['total']:>5g} / {r['max_points']:<5g}{manual} {r['status']}")
+        print(f"{r['student']:<30} {report.points(r['total']):>5} / {r['max_points']:<5g}{manual} {r['status']}")
     by_hand = ", written/ (answers to grade by hand)" if any(r.get("manual_max") for r in results) else ""
     print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.json'}, {args.out / 'histogram.png'}, "
           f"and per-student results/ and feedback/{by_hand}")
+    not_graded = [r["student"] for r in results if not report.graded(r)]
+    if not_graded:
+        print(f"{len(not_graded)} submission(s) NOT graded because the grader failed on them twice "
+              f"({', '.join(not_graded[:5])}{', ...' if len(not_graded) > 5 else ''}): they are not zeros. "
+              "Run the same command again (on a less busy machine) to grade just those.", file=sys.stderr)
+        return 1
     return 0
 
 

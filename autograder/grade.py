@@ -1,8 +1,15 @@
 """Grade many submissions: each in its own sandboxed run, judged outside it, resumable, tamper-proof.
 
-Per student: load → own-code rules (AST, trusted side) → inject probes → run in the sandbox (pytest +
-nbval, one fresh kernel) → judges read the exported data (trusted side) → points → signed result.
-Written answers (``"kind": "written"``) are only read as text, capped, and kept for grading by hand.
+Per student: load → match its cells to the released notebook (``matching.py``: the instructor source
+decides what each cell is, never the submission's metadata) → own-code rules (AST, trusted side) →
+inject probes → run in the sandbox (pytest + nbval, one fresh kernel) → judges read the exported data
+(trusted side) → points → signed result. Written answers are only read as text, capped, and kept for
+grading by hand.
+
+The grader knows when it failed: before a batch it grades the instructor's own solution in the same
+sandbox with the same limits and refuses the class if that is not full marks (``SelfCheckFailed``); a
+run that fails for the grader's reasons (``RunResult.grader_failure``) is retried once, then recorded as
+"grader failure, not graded", never as a zero, and graded again when the command is run again.
 """
 
 from __future__ import annotations
@@ -17,28 +24,37 @@ import shutil
 import signal
 import tempfile
 import threading
+import stat
 import unicodedata
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
-from . import cells, report, rules
+from . import cells, matching, release, report, rules
 from .inject import inject
 from .judging import Judge
 from .release import SOURCE_DIR
-from .run import NOTEBOOK, RunResult, run_notebook
+from .run import KERNEL_STARTUP_SECONDS, NOTEBOOK, RunResult, run_notebook
 from .sandbox import Limits, Runner
 
-RESULT_VERSION = 3                  # 3: results carry "written" and "manual_max"
+RESULT_VERSION = 4                  # 4: cells matched by the released notebook; "graded" false on grader failure
 SUBMISSION_CAP = 16 * 1024 * 1024   # bytes; a larger notebook is refused unread
 WRITTEN_CAP = 20_000                # characters of one written answer that are kept
 TEMP_PREFIX = "autograder-run-"
 JUDGE_LOCK = threading.Lock()   # judges share torch's global state (dispatch modes): one at a time
+RETRY_LOCK = threading.Lock()   # retries go one at a time: a machine that starved a run is less busy then
+GRADER_FAILURE = "grader failure, not graded"
+OUTPUT_TAIL = 2000              # characters of a failed run's output kept for the instructor
 
 
 class Interrupted(Exception):
     pass
+
+
+class SelfCheckFailed(RuntimeError):
+    """The instructor's own solution did not score full marks here: the grader, not the class, is broken."""
 
 
 def find_source(homework: str, source_dir: Path = SOURCE_DIR) -> Path:
@@ -54,39 +70,80 @@ def find_source(homework: str, source_dir: Path = SOURCE_DIR) -> Path:
 
 
 def collect(submissions: list[Path]) -> dict[str, Path]:
-    """Student name → notebook. A folder contributes every .ipynb below it; the name is the file's stem."""
+    """Student name → notebook. A folder contributes every .ipynb below it; the name is the file's stem.
+
+    Names are made plain file names (``_safe``) and unique: two submissions never share a result file.
+    A symbolic link or a file that is not regular stays in the list: ``invalid`` gives it a status and
+    0 points, and nothing is read through it."""
     found: dict[str, Path] = {}
     for item in submissions:
-        if not item.exists():
+        if not item.exists() and not item.is_symlink():
             raise FileNotFoundError(f"submission {item} does not exist")
-        paths = sorted(item.rglob("*.ipynb")) if item.is_dir() else [item]
+        paths = sorted(item.rglob("*.ipynb")) if item.is_dir() and not item.is_symlink() else [item]
         for path in paths:
-            if ".ipynb_checkpoints" in path.parts or path.is_symlink():
+            if ".ipynb_checkpoints" in path.parts or path in found.values():
                 continue
             name = _safe(path.stem)
-            if name in found and found[name] != path:
+            if name in found:
                 name = _safe("_".join(path.with_suffix("").parts[-2:]))  # same stem in two folders: keep both
+            base, number = name, 2
+            while name in found:
+                name, number = f"{base}_{number}", number + 1
             found[name] = path
     return dict(sorted(found.items()))
 
 
+def invalid(path: Path) -> str:
+    """Why ``path`` is not read at all (empty when it is a regular file): never follow a link or open a FIFO."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as error:
+        return f"invalid submission: cannot be read ({error.strerror})"
+    if stat.S_ISLNK(mode):
+        return "invalid submission: a symbolic link (not read; hand in the notebook itself)"
+    if not stat.S_ISREG(mode):
+        return "invalid submission: not a regular file (not read)"
+    return ""
+
+
 def _safe(name: str) -> str:
-    """A student name that is one plain file name (it names their work folder and result files)."""
-    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "unnamed"
+    """A student name that is one plain file name (it names their work folder and result files): no path
+    separator, no control character, no leading dot or dash."""
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".-") or "unnamed"
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading only while it is a regular file: no link followed, no FIFO waited on."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def file_sha256(path: Path) -> str:
     """Streamed: a huge submission is hashed without being held in memory."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    try:
+        with _open_regular(path) as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return ""
 
 
 def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     """The submission as a notebook, or None and why it cannot be read."""
-    if path.stat().st_size > SUBMISSION_CAP:
+    problem = invalid(path)
+    if problem:
+        return None, problem
+    try:
+        with _open_regular(path) as f:
+            data = f.read(SUBMISSION_CAP + 1)
+    except OSError as error:
+        return None, f"invalid submission: cannot be read ({error})"
+    if len(data) > SUBMISSION_CAP:
         return None, f"invalid notebook: larger than {SUBMISSION_CAP // 2**20} MiB"
     try:
-        notebook = nbformat.read(path, as_version=4)
+        notebook = nbformat.reads(data.decode(), as_version=4)
     except Exception as error:  # invalid JSON, wrong schema, unreadable bytes
         return None, f"invalid notebook: {type(error).__name__}: {str(error).splitlines()[0][:200]}"
     if not isinstance(notebook.get("cells"), list):
@@ -190,7 +247,7 @@ def verified(result: dict, key: bytes) -> bool:
     return isinstance(result, dict) and hmac.compare_digest(str(result.get("hmac", "")), sign(result, key)["hmac"])
 
 
-# --------------------------------------------------------------------------- one student
+# --------------------------------------------------------------------------- points
 
 def empty_questions(questions: list[cells.Question]) -> dict:
     return {q.id: {"points": 0.0, "max": q.points, "passed": [], "failed": []} for q in questions}
@@ -236,19 +293,25 @@ def is_blank(text: str) -> bool:
     return words in ("", cells.WRITTEN_PLACEHOLDER.casefold())
 
 
-def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNode | None) -> dict:
+def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNode | None,
+                    matched: matching.Matching | None = None) -> dict:
     """Each written question's text from the submission, read as a string and never run.
 
-    Matched by id like the answers; a question whose cell was duplicated gets the cells joined.
-    Kept: at most ``WRITTEN_CAP`` characters, made inert by ``_readable``; ``chars`` is the full length."""
+    The cells are those the matching gives the question (its released cell id); without one, a cell whose
+    own metadata names it (harmless to trust: the text is only shown to the person grading by hand). A
+    question whose cell was duplicated gets the cells joined. Kept: at most ``WRITTEN_CAP`` characters,
+    made inert by ``_readable``; ``chars`` is the full length."""
     found: dict[str, list[str]] = {w.id: [] for w in written}
+    if matched is not None:
+        for question in written:
+            for position in matched.positions("written", question.id):
+                found[question.id].append(_capped_source(matched.submitted[position]))
     for cell in (notebook.cells if notebook is not None else []):
         meta = cells.info(cell)
-        if meta.get("kind") == "written" and isinstance(meta.get("id"), str) and meta["id"] in found:
-            source = cell.get("source", "")
-            if isinstance(source, list):
-                source = "".join(str(line) for line in source[:WRITTEN_CAP])
-            found[meta["id"]].append(source if isinstance(source, str) else "")
+        qid = meta.get("id")
+        if meta.get("kind") == "written" and isinstance(qid, str) and qid in found and (
+                matched is None or not matched.positions("written", qid)):
+            found[qid].append(_capped_source(cell))
     collected = {}
     for question in written:
         parts = found[question.id]
@@ -261,36 +324,118 @@ def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNod
     return collected
 
 
-def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, path: Path, work: Path,
-              runner: Runner, cell_timeout: float, source_digest: str, written: list[cells.Written] = ()) -> dict:
-    """Every step for one student; never raises for a bad submission."""
-    base = {"student": student, "submission": str(path), "sha256": file_sha256(path), "homework": homework,
-            "source_sha256": source_digest, "version": RESULT_VERSION,
+def _capped_source(cell) -> str:
+    source = cell.get("source", "") if isinstance(cell, dict) else ""
+    if isinstance(source, list):
+        source = "".join(str(line) for line in source[:WRITTEN_CAP])
+    return source if isinstance(source, str) else ""
+
+
+# --------------------------------------------------------------------------- the assignment
+
+@dataclass
+class Assignment:
+    """What grading takes from the instructor source, once per batch: the questions, their points, and the
+    released notebook whose cells decide what each submitted cell is."""
+
+    name: str
+    digest: str                               # sha256 of the instructor notebook's bytes
+    columns: list                             # every question in notebook order (judged and written)
+    released: list[matching.Role]
+    solution_names: dict[str, set[str]]
+    reference: nbformat.NotebookNode          # the instructor's solution as a submission: the self-check
+
+    @property
+    def questions(self) -> list[cells.Question]:
+        return [q for q in self.columns if isinstance(q, cells.Question)]
+
+    @property
+    def written(self) -> list[cells.Written]:
+        return [q for q in self.columns if isinstance(q, cells.Written)]
+
+    @classmethod
+    def read(cls, path: Path) -> "Assignment":
+        data = path.read_bytes()
+        source = nbformat.reads(data.decode(), as_version=4)
+        columns = cells.layout(source, str(path))   # validates every cell first
+        return cls(path.stem, hashlib.sha256(data).hexdigest(), columns,
+                   matching.roles(release.student_version(source, where=str(path))),
+                   matching.solution_names(source),
+                   release.student_version(source, keep_solutions=True, where=str(path)))
+
+
+def own_code_violations(assignment: Assignment, matched: matching.Matching) -> dict[str, list[str]]:
+    """Question id → why the submission breaks its own-code rule, checked on the cells ``code_for_rule``
+    gives it (its answer wherever it went, or all the student's code when no answer is found)."""
+    every = [matching.source_of(c) for c in matched.submitted if c.get("cell_type") == "code"]
+    others = {qid: names for qid, names in assignment.solution_names.items()}
+    broken = {}
+    for question in assignment.questions:
+        if question.rule is None:
+            continue
+        elsewhere = set().union(*(n for qid, n in others.items() if qid != question.id))
+        chosen = matching.code_for_rule(matched, question.id, others.get(question.id, set()), elsewhere)
+        problems = [problem for position in chosen
+                    for problem in rules.violations(question.rule, matching.source_of(matched.submitted[position]), every)]
+        if problems:
+            broken[question.id] = list(dict.fromkeys(problems))
+    return broken
+
+
+# --------------------------------------------------------------------------- one student
+
+def _tail(run: RunResult) -> str:
+    return run.outcome.output.decode(errors="replace")[-OUTPUT_TAIL:]
+
+
+def grade_one(assignment: Assignment, judges: dict[str, Judge], student: str, path: Path, work: Path,
+              runner: Runner, cell_timeout: float, notebook: nbformat.NotebookNode | None = None) -> dict:
+    """Every step for one student; never raises for a bad submission. ``notebook``: grade this instead of
+    reading ``path`` (the self-check grades the instructor's solution)."""
+    questions, written = assignment.questions, assignment.written
+    base = {"student": student, "submission": str(path), "homework": assignment.name,
+            "sha256": file_sha256(path) if notebook is None else "",
+            "source_sha256": assignment.digest, "version": RESULT_VERSION, "graded": True,
             "max_points": sum(q.points for q in questions), "manual_max": sum(w.points for w in written)}
-    notebook, problem = load(path)
+    problem = ""
+    if notebook is None:
+        notebook, problem = load(path)
     if notebook is None:
         return {**base, "status": problem, "total": 0.0, "questions": empty_questions(questions),
                 "written": collect_written(written, None)}
-    collected = collect_written(written, notebook)
-    code = [str(c.get("source", "")) for c in notebook.cells if c.get("cell_type") == "code"]
-    answers = {cells.info(c).get("id"): str(c.get("source", "")) for c in notebook.cells
-               if c.get("cell_type") == "code" and cells.info(c).get("kind") == "answer"
-               and isinstance(cells.info(c).get("id"), str)}   # an unhashable id must not crash the batch
-    broken = {q.id: found for q in questions if q.id in answers
-              if (found := rules.violations(q.rule, answers[q.id], code))}
-    injected = inject(questions, notebook)
-    work.mkdir(parents=True)
-    nbformat.write(injected.notebook, work / NOTEBOOK)
-    for judge in judges.values():
-        judge.write_inputs(work)
+    matched = matching.match(assignment.released, notebook)
+    collected = collect_written(written, notebook, matched)
+    broken = own_code_violations(assignment, matched)
+    injected = inject(questions, matched, assignment.solution_names)
     code_cells = sum(1 for c in injected.notebook.cells if c.cell_type == "code")
-    run = run_notebook(runner, work, cell_timeout, total_timeout=60 + cell_timeout * code_cells)
-    if runner.closed:
-        raise Interrupted(student)
+    total_timeout = KERNEL_STARTUP_SECONDS + 30 + cell_timeout * code_cells
+
+    def attempt() -> RunResult:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        nbformat.write(injected.notebook, work / NOTEBOOK)
+        for judge in judges.values():
+            judge.write_inputs(work)
+        result = run_notebook(runner, work, cell_timeout, total_timeout=total_timeout)
+        if runner.closed:
+            raise Interrupted(student)
+        return result
+
+    run = attempt()
+    failure = run.grader_failure
+    if failure:   # the grader's failure, not the student's: once more, alone, before anyone is told
+        with RETRY_LOCK:
+            run = attempt()
+        if run.grader_failure:
+            return {**base, "graded": False, "status": f"{GRADER_FAILURE}: {run.grader_failure}",
+                    "total": None, "questions": empty_questions(questions), "written": collected,
+                    "first_failure": failure, "output_tail": _tail(run), "seconds": round(run.outcome.seconds, 2)}
     with JUDGE_LOCK:
         verdicts = {key: judge(work) for key, judge in judges.items()}
     per_question = score(questions, verdicts, injected, run, broken)
     notes = run.status
+    if failure:
+        notes.append(f"graded on a second run (the first: {failure})")
     if injected.missing_answers:
         notes.append("answer cell missing: " + ", ".join(injected.missing_answers))
     missing_written = [qid for qid, entry in collected.items() if entry["missing"]]
@@ -298,8 +443,36 @@ def grade_one(questions, judges: dict[str, Judge], homework: str, student: str, 
         notes.append("written answer cell missing: " + ", ".join(missing_written))
     if broken:
         notes.append("own-code rule broken: " + ", ".join(broken))
-    return {**base, "status": "; ".join(notes) or "ok", "questions": per_question, "written": collected,
-            "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
+    result = {**base, "status": "; ".join(notes) or "ok", "questions": per_question, "written": collected,
+              "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
+    if result["status"] != "ok":
+        result["output_tail"] = _tail(run)   # for the instructor's results file, never the feedback
+    return result
+
+
+def self_check(assignment: Assignment, judges: dict[str, Judge], work: Path, runner: Runner,
+               cell_timeout: float, out: Path) -> dict:
+    """Grade the instructor's own solution as a student's, with the batch's sandbox and limits; raise
+    ``SelfCheckFailed`` (naming what failed and the run's output) unless it earns every automatic point."""
+    result = grade_one(assignment, judges, "instructor-solution", Path(f"{assignment.name} (instructor solution)"),
+                       work, runner, cell_timeout, notebook=nbformat.from_dict(assignment.reference))
+    shutil.rmtree(work, ignore_errors=True)
+    record = {"homework": assignment.name, "source_sha256": assignment.digest, "cell_timeout": cell_timeout,
+              "total": result["total"], "max_points": result["max_points"], "status": result["status"],
+              "failed": {qid: q["failed"] for qid, q in result["questions"].items() if q["failed"]},
+              "output_tail": result.get("output_tail", "")}
+    record["passed"] = result["status"] == "ok" and result["total"] == result["max_points"]
+    (out / ".grader" / "self-check.json").write_text(json.dumps(record, indent=2))
+    if not record["passed"]:
+        failed = "; ".join(f"{f['test']}: {f['detail']}" for fs in record["failed"].values() for f in fs)[:600]
+        tail = "\n    ".join(record["output_tail"].strip().splitlines()[-12:])
+        raise SelfCheckFailed(
+            f"the instructor's own solution of {assignment.name} scored {result['total']} / {result['max_points']} "
+            f"in this sandbox ({result['status']}), so the class was not graded: whatever fails here would be "
+            f"every student's zero. Failed tests: {failed or 'none'}. The run's output ended:\n    {tail or '(nothing)'}\n"
+            f"Fix the machine or the instructor notebook (details in {out / '.grader' / 'self-check.json'}), "
+            "then run the same command again.")
+    return record
 
 
 # --------------------------------------------------------------------------- the batch
@@ -322,30 +495,28 @@ def sweep_stale(temp: Path | None = None) -> list[Path]:
 def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, cell_timeout: float = 30,
           progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
           limits: Limits | None = None, shard: tuple[int, int] | None = None,
-          key_file: Path | None = None) -> list[dict]:
+          key_file: Path | None = None, check_first: bool = True) -> list[dict]:
     """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again.
 
-    With ``shard=(i, n)`` only the i-th of n deterministic parts is graded, and ``out/shard.json``
-    records what ``merge`` needs; the shards must share ``key_file``."""
+    With ``check_first`` (the default) the instructor's solution is graded first with the same sandbox
+    and limits, and the batch is refused (``SelfCheckFailed``) unless it earns full marks. A result that
+    says "grader failure, not graded" is graded again on the next run. With ``shard=(i, n)`` only the
+    i-th of n deterministic parts is graded, and ``out/shard.json`` records what ``merge`` needs; the
+    shards must share ``key_file``."""
     if shard is not None and key_file is None:
         raise cells.FormatError("--shard needs --key FILE, one key shared by every shard "
                                 "(make it once: python -m autograder key grader.key)")
     from tqdm.auto import tqdm
 
     source_path = find_source(homework, source_dir)
-    source_bytes = source_path.read_bytes()
-    source_digest = hashlib.sha256(source_bytes).hexdigest()
-    source = nbformat.reads(source_bytes.decode(), as_version=4)
-    columns = cells.layout(source, str(source_path))        # every question, in notebook order
-    questions = [q for q in columns if isinstance(q, cells.Question)]
-    written = [q for q in columns if isinstance(q, cells.Written)]
+    assignment = Assignment.read(source_path)
     students = collect(submissions)
     whole_class = class_fingerprint(students)
     if shard is not None:
         students = shard_of(students, *shard)
     out.mkdir(parents=True, exist_ok=True)
     key = grader_key(out, key_file)
-    judges = {t.key: Judge(t, seed_for(key, t)) for q in questions for t in q.tests}
+    judges = {t.key: Judge(t, seed_for(key, t)) for q in assignment.questions for t in q.tests}
     results_dir = out / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
 
@@ -356,7 +527,8 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
         except (OSError, ValueError):
             return None
         fresh = (verified(result, key) and result.get("sha256") == file_sha256(path)
-                 and result.get("source_sha256") == source_digest and result.get("version") == RESULT_VERSION)
+                 and result.get("source_sha256") == assignment.digest and result.get("version") == RESULT_VERSION
+                 and result.get("graded") is True)
         return result if fresh else None
 
     results = {s: r for s, p in students.items() if (r := done(s, p)) is not None}
@@ -367,10 +539,12 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
     previous = _catch_signals()
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
+        if todo and check_first:
+            self_check(assignment, judges, temp / ".self-check", runner, cell_timeout, out)
+
         def one(item):
             student, path = item
-            result = sign(grade_one(questions, judges, source_path.stem, student, path, temp / student, runner,
-                                    cell_timeout, source_digest, written), key)
+            result = sign(grade_one(assignment, judges, student, path, temp / student, runner, cell_timeout), key)
             report.write_student(result, out)  # written as soon as known: an interrupted run resumes here
             return result
 
@@ -389,12 +563,13 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, c
         shutil.rmtree(temp, ignore_errors=True)
         _restore_signals(previous)
     ordered = [results[s] for s in sorted(results)]
-    report.write_summary(ordered, columns, out)
+    report.write_summary(ordered, assignment.columns, out)
     if shard is not None:
-        manifest = {"homework": source_path.stem, "source_sha256": source_digest, "key": key_fingerprint(key),
+        manifest = {"homework": source_path.stem, "source_sha256": assignment.digest, "key": key_fingerprint(key),
                     "shard": list(shard), "students": sorted(results), "class": whole_class,
                     "version": RESULT_VERSION,
-                    "questions": [[q.id, q.points, "manual"] if q.manual else [q.id, q.points] for q in columns]}
+                    "questions": [[q.id, q.points, "manual"] if q.manual else [q.id, q.points]
+                                  for q in assignment.columns]}
         (out / "shard.json").write_text(json.dumps(manifest, indent=2))
     return ordered
 

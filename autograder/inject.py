@@ -1,8 +1,10 @@
-"""Put the probes into a submission, matched to questions by id, never by cell position.
+"""Put the probes into a submission, placed by the released notebook's roles, never by cell position or
+by the submission's own metadata.
 
-Only probes go in: the judges never leave the grader. A student can reorder, delete or add cells;
-each question's probes follow the last submitted cell of that question (the end if none is left).
-A written answer goes in as markdown whatever its cell type: prose is never run.
+Only probes go in: the judges never leave the grader. A student can reorder, delete, add or relabel
+cells; each question's probes follow the last submitted cell that the matching (``matching.py``) gives
+to that question or that binds a name of its solution (the end if none is left). Every markdown or raw cell goes in as markdown: prose is
+never run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from . import cells
+from .matching import Matching, bound_names, source_of
 
 
 @dataclass
@@ -22,36 +25,33 @@ class Injected:
     missing_answers: list[str] = field(default_factory=list)
 
 
-def inject(questions: list[cells.Question], submission: nbformat.NotebookNode) -> Injected:
-    """The submission's cells with outputs dropped, and each question's probes after its last cell."""
-    submitted = [c for c in submission.cells if c.get("cell_type") in ("code", "markdown", "raw")]
-    last_of: dict[str, int] = {}
-    answers: set[str] = set()
-    for i, cell in enumerate(submitted):
-        meta = cells.info(cell)
-        if isinstance(meta.get("id"), str):
-            last_of[meta["id"]] = i
-            if meta.get("kind") == "answer":
-                answers.add(meta["id"])
-
+def inject(questions: list[cells.Question], matching: Matching,
+           solution_names: dict[str, set[str]] | None = None) -> Injected:
+    """The submission's cells with outputs dropped, and each question's probes after its last cell: the last
+    one matched to it, or the last of the student's cells that binds a name its solution defines (an
+    answer typed into a new cell further down)."""
+    submitted = matching.submitted
     after: dict[int, list[cells.Test]] = {}
+    own = matching.students_code()
     for question in questions:
-        after.setdefault(last_of.get(question.id, len(submitted) - 1), []).extend(question.tests)
+        names = (solution_names or {}).get(question.id, set())
+        mine = sorted(set(matching.of_question(question.id))
+                      | {i for i in own if names & bound_names(source_of(submitted[i]))})
+        after.setdefault(mine[-1] if mine else len(submitted) - 1, []).extend(question.tests)
 
     result = Injected(nbformat.v4.new_notebook())
-    result.missing_answers = [q.id for q in questions if q.id not in answers]
+    result.missing_answers = [q.id for q in questions if not matching.answers(q.id)]
     code_index = 0
     for position in range(-1, len(submitted)):
         if position >= 0:
-            cell = submitted[position]
-            if cell.get("cell_type") == "code" and cells.info(cell).get("kind") != "written":
-                meta = cells.info(cell)
-                if meta.get("kind") == "answer" and isinstance(meta.get("id"), str):
-                    result.answer_at[code_index] = meta["id"]
-                result.notebook.cells.append(nbformat.v4.new_code_cell(str(cell.get("source", ""))))
+            cell, role = submitted[position], matching.roles[position]
+            if cell.get("cell_type") == "code":
+                if role is not None and role.kind == "answer":
+                    result.answer_at[code_index] = role.question
+                result.notebook.cells.append(nbformat.v4.new_code_cell(source_of(cell)))
                 code_index += 1
             else:
-                result.notebook.cells.append(nbformat.v4.new_markdown_cell(str(cell.get("source", ""))))
+                result.notebook.cells.append(nbformat.v4.new_markdown_cell(source_of(cell)))
         for test in after.get(position, []):
             result.probe_at[code_index] = test
             result.notebook.cells.append(nbformat.v4.new_code_cell(test.probe))

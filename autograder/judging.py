@@ -4,13 +4,21 @@ A judge cell defines ``inputs(rng)`` (optional: the grading run's inputs, from a
 seeded by the run's secret key) and ``judge(inputs, out)``, which builds the reference itself and
 asserts. ``out`` gives the probe's exported data through typed getters that refuse anything but the
 exact type asked for. Nothing the student's run wrote is imported or unpickled: JSON and safetensors only.
+
+Every exported file is hostile input, read once the run is over: never through a symbolic link (the
+file or the exports folder), never from a FIFO or device, at most ``EXPORT_CAP`` bytes; JSON without
+NaN or Infinity, duplicate keys or nesting deeper than ``JSON_DEPTH``; safetensors whose header must
+describe exactly the bytes that follow. Any of these is a ``Mismatch`` (the test fails), never a crash
+or a stall of the batch.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import stat
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +29,7 @@ from .cells import Test
 from .probe import EXPORTS, INPUTS, load_weights  # noqa: F401  (judges use load_weights on the reference)
 
 EXPORT_CAP = 8 * 1024 * 1024   # bytes per exported file; a larger one is refused unread
+JSON_DEPTH = 32                # nesting of an exported JSON value; no probe exports deeper data
 TENSOR_DTYPES = {torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
                  torch.bool, torch.uint8}
 
@@ -36,14 +45,67 @@ def _no_duplicates(pairs):
     return dict(pairs)
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):   # 1e999 parses as infinity
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
+
+
+def _depth(text: bytes) -> int:
+    """The deepest nesting of brackets outside strings: checked before parsing, so that deep data is
+    refused in linear time instead of reaching Python's recursion limit."""
+    depth = deepest = 0
+    inside = escaped = False
+    for byte in text:
+        if inside:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:      # backslash
+                escaped = True
+            elif byte == 0x22:      # quote
+                inside = False
+        elif byte == 0x22:
+            inside = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def parse_json(data: bytes):
+    """Strict JSON: UTF-8, no NaN or Infinity, no duplicate keys, at most ``JSON_DEPTH`` deep."""
+    if data.count(b"[") + data.count(b"{") > JSON_DEPTH and _depth(data) > JSON_DEPTH:
+        raise ValueError(f"nested deeper than {JSON_DEPTH}")
+    return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant,
+                      parse_float=_finite_float)
+
+
 def _read_capped(path: Path) -> bytes:
-    if path.is_symlink() or not path.is_file():
-        raise Mismatch(f"{path.name} is not a plain file")
-    with open(path, "rb") as f:
+    """The file's bytes, if it is a regular file reached without a symbolic link and not too large."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise Mismatch(f"{path.name} is not a plain file") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Mismatch(f"{path.name} is not a plain file")
         data = f.read(EXPORT_CAP + 1)
     if len(data) > EXPORT_CAP:
         raise Mismatch(f"{path.name} is larger than {EXPORT_CAP} bytes")
     return data
+
+
+def _exports_folder(folder: Path) -> Path:
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise Mismatch("the exports folder was replaced by something else (a link or a file)")
+    return folder
 
 
 class Exported:
@@ -51,18 +113,19 @@ class Exported:
 
     def __init__(self, folder: Path, key: str):
         self.key = key
+        folder = _exports_folder(folder)
         values = folder / f"{key}.json"
-        if not values.exists():
+        if not values.exists() and not values.is_symlink():
             raise Mismatch("the probe exported nothing (the answer raised, or the run stopped before it)")
         try:
-            self.values = json.loads(_read_capped(values), object_pairs_hook=_no_duplicates)
-        except ValueError as error:
-            raise Mismatch(f"invalid JSON export: {error}") from None
+            self.values = parse_json(_read_capped(values))
+        except (ValueError, RecursionError) as error:   # UnicodeDecodeError is a ValueError
+            raise Mismatch(f"invalid JSON export: {str(error)[:200]}") from None
         if type(self.values) is not dict:
             raise Mismatch("the JSON export is not an object")
         self.tensors: dict[str, torch.Tensor] = {}
         tensors = folder / f"{key}.safetensors"
-        if tensors.exists():
+        if tensors.exists() or tensors.is_symlink():
             from safetensors.torch import load
             try:
                 self.tensors = load(_read_capped(tensors))

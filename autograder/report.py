@@ -1,6 +1,10 @@
 """What grading writes: per-student JSON and Markdown feedback, the written answers to grade by hand,
 grades.csv, a summary and a histogram.
 
+A result with ``"graded": false`` (the grader failed twice on it) is listed as "not graded" and counts
+in no mean or histogram: it is never a zero. Every grades.csv cell that a spreadsheet would read as a
+formula (it starts with ``= + - @``, a tab or a carriage return) gets a leading ``'``, as OWASP advises.
+
 A written answer is the student's text: it is shown only inside a fenced code block whose fence is longer
 than any run of backticks in it, so no Markdown or HTML in it is rendered (grading made it free of
 control and bidi characters already, and capped it).
@@ -12,6 +16,23 @@ import csv
 import json
 import re
 from pathlib import Path
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: ``'`` before a formula's first character."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def graded(result: dict) -> bool:
+    return result.get("graded", True) is not False and result.get("total") is not None
+
+
+def points(value) -> str:
+    return "not graded" if value is None else f"{value:g}"
 
 
 def write_student(result: dict, out: Path) -> None:
@@ -58,8 +79,13 @@ def written_sheet(result: dict) -> str:
 
 def feedback(result: dict) -> str:
     """Passed or failed per question, with the instructor's messages: never a judge's code, detail or inputs."""
-    lines = [f"# Feedback on {result['homework']} for {result['student']}", "",
-             f"**Score: {result['total']:g} / {result['max_points']:g}**", ""]
+    lines = [f"# Feedback on {result['homework']} for {result['student']}", ""]
+    if not graded(result):
+        return "\n".join(lines + [
+            "**Not graded yet.** The grader failed on this submission twice for reasons of its own (not "
+            "your code's), so no score was given. Your instructor will grade it again; you need not do "
+            "anything.", ""])
+    lines += [f"**Score: {result['total']:g} / {result['max_points']:g}**", ""]
     if result.get("manual_max"):
         lines += [f"Written answers, worth {result['manual_max']:g} more points, are graded by hand.", ""]
     if result["status"] != "ok":
@@ -99,16 +125,23 @@ def write_summary(results: list[dict], columns, out: Path) -> None:
         writer.writerow(["student", *(q.id for q in columns), "total", "max",
                          *(["manual_max"] if manual else []), "status"])
         for r in results:
-            cells = [manual_cell(r, q.id, q.points) if q.manual else f"{r['questions'][q.id]['points']:g}"
-                     for q in columns]
-            writer.writerow([r["student"], *cells, f"{r['total']:g}", f"{r['max_points']:g}",
-                             *([f"{sum(q.points for q in manual):g}"] if manual else []), r["status"]])
-    count = max(len(results), 1)
+            if graded(r):
+                cells = [manual_cell(r, q.id, q.points) if q.manual else points(r["questions"][q.id]["points"])
+                         for q in columns]
+            else:
+                cells = ["not graded"] * len(columns)
+            row = [r["student"], *cells, points(r["total"]), f"{r['max_points']:g}",
+                   *([f"{sum(q.points for q in manual):g}"] if manual else []), r["status"]]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
+    scored = [r for r in results if graded(r)]     # a grader failure is in no mean and no histogram
+    count = max(len(scored), 1)
     summary = {
         "students": len(results),
-        "mean_total": sum(r["total"] for r in results) / count,
+        "graded": len(scored),
+        "not_graded": sorted(r["student"] for r in results if not graded(r)),
+        "mean_total": sum(r["total"] for r in scored) / count,
         "max_points": sum(q.points for q in questions),
-        "mean_per_question": {q: sum(r["questions"][q]["points"] for r in results) / count for q in ids},
+        "mean_per_question": {q: sum(r["questions"][q]["points"] for r in scored) / count for q in ids},
         "max_per_question": {q.id: q.points for q in questions},
         "not_ok": {r["student"]: r["status"] for r in results if r["status"] != "ok"},
     }
@@ -116,15 +149,16 @@ def write_summary(results: list[dict], columns, out: Path) -> None:
         summary["manual_max"] = sum(q.points for q in manual)
         summary["manual_per_question"] = {q.id: q.points for q in manual}
         summary["written_answered"] = {q.id: sum(not r.get("written", {}).get(q.id, {"blank": True})["blank"]
-                                                 for r in results) for q in manual}
+                                                 for r in scored) for q in manual}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
 
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    left.hist([r["total"] for r in results], bins=range(0, int(summary["max_points"]) + 2), edgecolor="black", align="left")
-    left.set(xlabel="total points", ylabel="students", title=f"{len(results)} submissions")
+    left.hist([r["total"] for r in scored], bins=range(0, int(summary["max_points"]) + 2), edgecolor="black", align="left")
+    missing = f", {len(results) - len(scored)} not graded" if len(scored) < len(results) else ""
+    left.set(xlabel="total points", ylabel="students", title=f"{len(scored)} submissions graded{missing}")
     right.bar(ids, [summary["mean_per_question"][q] for q in ids], label="mean")
     right.bar(ids, [summary["max_per_question"][q] for q in ids], fill=False, edgecolor="black", label="max")
     right.set(ylabel="points", title="mean score per question")

@@ -15,6 +15,11 @@ from pathlib import Path
 from .sandbox import Outcome, Runner
 
 NOTEBOOK = "submission.ipynb"
+KERNEL_STARTUP_SECONDS = 90   # generous: on a busy machine a kernel that imports torch takes a while
+
+
+STARVED_CPU_SHARE = 1 / 3   # a timed-out cell that got less CPU than this share of its limit, while it
+                            # waited for a CPU longer than it ran, was starved by the machine
 
 
 @dataclass
@@ -23,12 +28,34 @@ class CellResult:
     timeout: bool = False        # it ran for the whole cell limit
     kernel_died: bool = False    # the kernel was dead after it
     error: str = ""              # the last line of the student's own error (shown to them, capped)
+    starved: bool = False        # it timed out because the machine gave it no CPU, not by its own doing
 
 
 @dataclass
 class RunResult:
     cells: dict[int, CellResult] = field(default_factory=dict)
     outcome: Outcome | None = None
+    started: bool = False        # the harness ran inside the sandbox
+    began: bool = False          # a cell was sent to a live kernel: from then on the student's code runs
+
+    @property
+    def grader_failure(self) -> str:
+        """Why this run says nothing about the student (empty when it does): what failed is the grader's.
+
+        Decided only from what happened before the student's first cell ran, and from the Linux kernel's
+        accounting: nothing the student's code does can produce it."""
+        tail = self.outcome.output.decode(errors="replace").strip().splitlines()[-3:]
+        said = f": {' / '.join(line[:200] for line in tail)}" if tail else ""
+        if not self.started:
+            how = "timed out" if self.outcome.timed_out else f"exit {self.outcome.returncode}"
+            return f"the sandbox did not start ({how}){said}"
+        if not self.began:
+            how = "timed out" if self.outcome.timed_out else f"exit {self.outcome.returncode}"
+            return f"no kernel started ({how}){said}"
+        starved = [index for index, cell in self.cells.items() if cell.starved]
+        if starved:
+            return f"the machine's CPU was too busy: cell {starved[0]} waited for a CPU longer than it ran"
+        return ""
 
     @property
     def status(self) -> list[str]:
@@ -81,26 +108,44 @@ sys.exit(pytest.main(sys.argv[1:]))
 def pytest_argv(cell_timeout: float) -> list[str]:
     return [sys.executable, "-c", LAUNCH, "-q", "-p", "no:cacheprovider", "-p", "nbval",
             "-p", "autograder.nbval_plugin", "--nbval-lax", "--nbval-current-env",
-            f"--nbval-cell-timeout={cell_timeout}", "--nbval-kernel-startup-timeout=30",
+            f"--nbval-cell-timeout={cell_timeout}", f"--nbval-kernel-startup-timeout={KERNEL_STARTUP_SECONDS}",
             "--rootdir", ".", NOTEBOOK]
 
 
-def parse_events(events: bytes, cell_timeout: float) -> dict[int, CellResult]:
-    """One JSON object a line, from the harness; malformed lines are dropped, never guessed at."""
+def _number(event: dict, name: str) -> float:
+    value = event.get(name, 0.0)
+    return max(0.0, float(value)) if isinstance(value, (int, float)) and value == value else 0.0
+
+
+def parse_events(events: bytes, cell_timeout: float) -> tuple[dict[int, CellResult], bool, bool]:
+    """The cells' results, whether the harness started, and whether a cell began on a live kernel.
+
+    One JSON object a line, from the harness; malformed lines are dropped, never guessed at."""
     cells: dict[int, CellResult] = {}
+    started = began = False
     for line in events.decode(errors="replace").splitlines():
         try:
             event = json.loads(line)
+            if event.get("event") == "started":
+                started = True
+                continue
+            if event.get("event") == "begin":
+                began = began or event.get("kernel_alive") is True
+                continue
             index, passed, seconds = int(event["cell"]), bool(event["passed"]), float(event["seconds"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue
-        cells[index] = CellResult(passed, timeout=not passed and seconds >= cell_timeout,
+        timeout = not passed and seconds >= cell_timeout
+        cpu, waited = _number(event, "cpu"), _number(event, "waited")
+        cells[index] = CellResult(passed, timeout=timeout,
                                   kernel_died=not passed and not event.get("kernel_alive", True),
-                                  error=str(event.get("error", ""))[:300])
-    return cells
+                                  error=str(event.get("error", ""))[:300],
+                                  starved=timeout and cpu < STARVED_CPU_SHARE * cell_timeout and waited > cpu)
+    return cells, started, began
 
 
 def run_notebook(runner: Runner, work: Path, cell_timeout: float, total_timeout: float) -> RunResult:
     """Run ``work/submission.ipynb``; every cell is executed even when earlier ones fail."""
     outcome = runner.run(pytest_argv(cell_timeout), work, total_timeout)
-    return RunResult(parse_events(outcome.events, cell_timeout), outcome)
+    cells, started, began = parse_events(outcome.events, cell_timeout)
+    return RunResult(cells, outcome, started, began)

@@ -80,7 +80,7 @@ def _system_binds() -> list[str]:
 
 def _parents(paths: list[str]) -> list[str]:
     """``--dir`` for every ancestor of ``paths``, world-traversable: bwrap would make them 0700 as root."""
-    ancestors = sorted({str(p) for path in paths for p in Path(path).parents if str(p) != "/"}, key=len)
+    ancestors = sorted({str(p) for path in paths for p in Path(path).parents if str(p) not in ("/", "/tmp")}, key=len)
     return [arg for folder in ancestors for arg in ("--perms", "0755", "--dir", folder)]
 
 
@@ -103,6 +103,11 @@ def _python_binds() -> list[str]:
 def environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A clean environment: nothing of the grader's leaks in but the CPU settings benchmarks emulate."""
     env = {"HOME": str(INSIDE), "PATH": f"{sys.prefix}/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+           # this checkout's book/ and autograder/, wherever an editable install of another one points
+           "PYTHONPATH": str(REPO),
+           # no '' on sys.path: a module the student writes into the work folder can never stand in for
+           # one the harness imports later (it runs beside the student's kernel)
+           "PYTHONSAFEPATH": "1",
            "AUTOGRADER_WORK": str(INSIDE), "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
            "MPLCONFIGDIR": "/tmp", "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter",
            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
@@ -135,10 +140,11 @@ def command(argv: list[str], work: Path, env: dict[str, str], limits: Limits, sa
     else:
         isolation = ["--unshare-all", "--uid", "65534", "--gid", "65534", "--disable-userns"]
         drop = []
+    # bwrap mounts in argument order, and a later mount hides what an earlier one put below it: /tmp's
+    # tmpfs comes first, so that a checkout or a Python under /tmp (a common place to clone) stays visible.
     box = ["bwrap", *isolation, "--die-with-parent", "--new-session",
-           *_system_binds(), *_python_binds(),
-           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-           "--bind", str(work), str(INSIDE), "--chdir", str(INSIDE), "--clearenv"]
+           *_system_binds(), "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+           *_python_binds(), "--bind", str(work), str(INSIDE), "--chdir", str(INSIDE), "--clearenv"]
     for key, value in env.items():
         box += ["--setenv", key, value]
     return prefix + box + ["--", *drop, *argv]

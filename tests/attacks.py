@@ -3,6 +3,10 @@
 Each case is (what the student hands in, the points its honest content deserves). A case starts from
 the blank release or from the reference solution, then adds its trick. Graded in one batch beside an
 honest reference and a blank submission, each must score exactly its honest points.
+
+Issue 22 added the cases where the submission lies about itself (stripped, relabelled or forged cell
+metadata and cell ids; an answer moved to a new cell, honest or not; duplicated cells) and hostile
+files in the exports folder that the trusted judges read.
 """
 
 from __future__ import annotations
@@ -27,6 +31,23 @@ def full_marks() -> float:
 
 def _answer(notebook, qid):
     return next(c for c in notebook.cells if cells.info(c) == {"id": qid, "kind": "answer"})
+
+
+def _cell(notebook, cell_id):
+    return next(c for c in notebook.cells if c.get("id") == cell_id)
+
+
+def _strip(notebook, qids=None, ids: bool = False):
+    """``notebook`` with the grader metadata of ``qids``' cells (all when None) deleted, and with ``ids``
+    every nbformat cell id too (an old Jupyter, or a notebook copied cell by cell into a new one)."""
+    notebook = nbformat.from_dict(notebook)
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("grader")
+        if meta is not None and (qids is None or meta.get("id") in qids):
+            del cell.metadata["grader"]
+        if ids:
+            cell["id"] = f"mine-{abs(hash(cell.source)) % 10**8}-{len(cell.source)}"
+    return notebook
 
 
 def _with(base, before: str = "", after: str = "", answers: dict[str, str] | None = None):
@@ -120,6 +141,82 @@ for path in glob.glob("/proc/*/fd/*"):
 '''
 
 
+LIBRARY_Q2 = ("def conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:\n"
+              "    return nn.Conv2d(1, 1, kernel, stride, padding)(torch.zeros(1, 1, n, n)).shape[-1]")
+LIBRARY_Q3 = ("def conv_params(c_in: int, c_out: int, kernel: int, groups: int = 1, bias: bool = True) -> int:\n"
+              "    return sum(p.numel() for p in nn.Conv2d(c_in, c_out, kernel, groups=groups, bias=bias).parameters())\n\n\n"
+              "def conv_macs(c_in: int, c_out: int, kernel: int, out_size: int, groups: int = 1) -> int:\n"
+              "    return kernel * kernel * c_in // groups * c_out * out_size * out_size")
+HONEST_Q2 = "def conv_output_size(n, kernel, stride=1, padding=0):\n    return (n + 2 * padding - kernel) // stride + 1"
+
+
+def _relabelled(base):
+    """q2's library answer with its metadata made a visible test of another question, and its cell id
+    swapped with the setup cell's."""
+    notebook = _with(base, answers={"q2": LIBRARY_Q2, "q3": LIBRARY_Q3})
+    for qid in ("q2", "q3"):
+        cell = _answer(notebook, qid)
+        cell.metadata["grader"] = {"id": "q4", "kind": "visible"}
+    _cell(notebook, "cell-001")["id"], _cell(notebook, "cell-006")["id"] = "cell-006", "cell-001"
+    return notebook
+
+
+def _forged(base):
+    """A new cell that claims to be q2's answer (honest code) before the real one, which uses the library."""
+    notebook = _with(base, answers={"q2": LIBRARY_Q2})
+    forged = nbformat.v4.new_code_cell(HONEST_Q2, metadata={"grader": {"id": "q2", "kind": "answer"}})
+    forged["id"] = "cell-006"    # the released id of q2's answer, too
+    notebook.cells.insert(5, forged)
+    return notebook
+
+
+def _moved(base, new_source: str, stub_left: bool = True):
+    """q2's answer typed into a new cell at the end; the released cell left as a stub, or deleted."""
+    reference, blank = notebooks()
+    notebook = nbformat.from_dict(base)
+    if stub_left:
+        _answer(notebook, "q2").source = _answer(blank, "q2").source
+    else:
+        notebook.cells.remove(_answer(notebook, "q2"))
+    notebook.cells.append(nbformat.v4.new_code_cell(new_source))
+    return notebook
+
+
+def _duplicated(base):
+    notebook = nbformat.from_dict(base)
+    notebook.cells = [nbformat.from_dict(c) for cell in notebook.cells for c in (cell, cell)]
+    return notebook
+
+
+HOSTILE_EXPORTS = '''
+import json, os, pathlib, struct
+folder = pathlib.Path(os.environ.get("AUTOGRADER_WORK", ".")) / "exports"
+folder.mkdir(exist_ok=True)
+def put(name, data):
+    path = folder / name
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    path.write_bytes(data)
+header = json.dumps({"sizes": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 16]}}).encode()
+put("q1.shape.json", b"[" * 3_000_000 + b"]" * 3_000_000)                     # deeply nested
+put("q1.shape.safetensors", struct.pack("<Q", len(header)) + header + bytes(16))  # a huge declared shape
+put("q1.params.json", b'{"params": NaN, "sizes": [Infinity, 1e999]}')
+put("q1.same.json", b'{"same": "\\xff\\xfe' + bytes([0xFF, 0xFE, 0xC0]) + b'"}')   # invalid UTF-8
+put("q2.formula.json", b'{"sizes": [' + b"1, " * 2_000_000 + b'1]}')          # huge (past the cap)
+put("q3.params.json", b'{"counts": [' + b"9" * 5000 + b']}')                    # an int too long to parse
+os.mkfifo(folder / "q3.macs.json")                                             # reading it would block
+for key in ("q4.zeros", "q4.paper"):
+    (folder / f"{key}.json").symlink_to("/etc/passwd")
+'''
+
+EXPORTS_LINK = '''
+import os, pathlib, shutil
+folder = pathlib.Path(os.environ.get("AUTOGRADER_WORK", ".")) / "exports"
+shutil.rmtree(folder, ignore_errors=True)
+folder.symlink_to("/")
+'''
+
+
 def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
     """name → (notebook, the points its honest content deserves), from full marks (``full_marks()``)."""
     reference, blank = notebooks()
@@ -169,4 +266,20 @@ def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
             answers={"q2": "def conv_output_size(n, kernel, stride=1, padding=0):\n"
                            "    return helper(n, kernel, stride, padding)"}), full - 2),
         "blank_q1_else_reference": (_with(reference, answers=blank_q1), full - 6),
+        # issue 22: the submission's metadata and ids decide nothing
+        "stripped_metadata_library": (_strip(_with(reference, answers={"q2": LIBRARY_Q2, "q3": LIBRARY_Q3}),
+                                             qids={"q2", "q3"}), full - 6),
+        "stripped_ids_and_metadata_library": (_strip(_with(reference, answers={"q2": LIBRARY_Q2, "q3": LIBRARY_Q3}),
+                                                     ids=True), full - 6),
+        "stripped_ids_and_metadata_honest": (_strip(reference, ids=True), full),
+        "relabelled_metadata_library": (_relabelled(reference), full - 6),
+        "forged_answer_cell": (_forged(reference), full - 2),
+        "moved_answer_honest": (_moved(reference, HONEST_Q2), full),
+        "moved_answer_library": (_moved(reference, LIBRARY_Q2), full - 2),
+        "deleted_stub_answer_elsewhere_library": (_moved(reference, "import torch\n\n" + LIBRARY_Q2.replace(
+            "conv_output_size(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int", "conv_output_size(n, k, s=1, p=0)")
+            .replace("kernel, stride, padding", "k, s, p"), stub_left=False), full - 2),
+        "duplicated_every_cell": (_duplicated(reference), full),
+        "hostile_export_files": (_with(blank, after=HOSTILE_EXPORTS), 0),
+        "exports_folder_is_a_link": (_with(blank, after=EXPORTS_LINK), 0),
     }

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import attacks
-from autograder import cells, grade, inject, merge, release, report, rules, sandbox
+from autograder import cells, grade, inject, matching, merge, release, report, rules, run, sandbox
 from conftest import REPO
 
 HOMEWORK = sorted(p.stem for p in release.SOURCE_DIR.glob("*.ipynb"))
@@ -47,10 +47,13 @@ def write_folder(folder: Path, submissions: dict) -> Path:
     return folder
 
 
-def grade_folder(tmp_path, hw, submissions: dict, workers=2, timeout=20):
+def grade_folder(tmp_path, hw, submissions: dict, workers=2, timeout=20, check_first=False):
+    """Grade ``submissions`` (name → notebook or text). The self-check is off unless asked for: most tests
+    grade the reference solution themselves, and its own tests below exercise it."""
     folder = write_folder(tmp_path / "submissions", submissions)
     out = tmp_path / "out"
-    results = grade.grade(hw, [folder], out, workers=workers, cell_timeout=timeout, progress=False)
+    results = grade.grade(hw, [folder], out, workers=workers, cell_timeout=timeout, progress=False,
+                          check_first=check_first)
     return {r["student"]: r for r in results}, out
 
 
@@ -373,10 +376,11 @@ def test_written_answers_are_collected_capped_and_shown_inert():
 # --------------------------------------------------------------------------- pieces, no kernel
 
 def test_probes_follow_their_question_even_when_cells_move():
-    questions = cells.questions(nbformat.read(release.SOURCE_DIR / "hw1_alexnet.ipynb", 4))
+    assignment = grade.Assignment.read(release.SOURCE_DIR / "hw1_alexnet.ipynb")
+    questions = assignment.questions
     submission = solution("hw1_alexnet")
     submission.cells.reverse()  # a student who reordered everything
-    injected = inject.inject(questions, submission)
+    injected = inject.inject(questions, matching.match(assignment.released, submission))
     code = [c for c in injected.notebook.cells if c.cell_type == "code"]
     for index, test in injected.probe_at.items():
         assert code[index].source == test.probe
