@@ -202,7 +202,7 @@ put("q1.shape.json", b"[" * 3_000_000 + b"]" * 3_000_000)                     # 
 put("q1.shape.safetensors", struct.pack("<Q", len(header)) + header + bytes(16))  # a huge declared shape
 put("q1.params.json", b'{"params": NaN, "sizes": [Infinity, 1e999]}')
 put("q1.same.json", b'{"same": "\\xff\\xfe' + bytes([0xFF, 0xFE, 0xC0]) + b'"}')   # invalid UTF-8
-put("q2.formula.json", b'{"sizes": [' + b"1, " * 2_000_000 + b'1]}')          # huge (past the cap)
+put("q2.formula.json", b'{"sizes": [' + b"1, " * 3_000_000 + b'1]}')          # huge (past the cap)
 put("q3.params.json", b'{"counts": [' + b"9" * 5000 + b']}')                    # an int too long to parse
 os.mkfifo(folder / "q3.macs.json")                                             # reading it would block
 for key in ("q4.zeros", "q4.paper"):

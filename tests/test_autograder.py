@@ -856,3 +856,203 @@ def test_a_detached_process_dies_with_its_run(tmp_path):
     assert seen, "the detached process never started, so this test proves nothing"
     time.sleep(0.3)
     assert not any(attacks.MARKER in p for p in grader_processes())
+
+
+# --------------------------------------------------------------------------- issue 22: the grader knows when it failed
+
+def test_parse_events_tells_a_starved_cell_from_a_stuck_one():
+    """Synthetic event lines (the harness's format): the classification, not the measurement."""
+    lines = [{"event": "started"}, {"event": "begin", "cell": 0, "kernel_alive": True},
+             {"cell": 0, "passed": True, "seconds": 1.0, "kernel_alive": True, "cpu": 0.9, "waited": 0.1},
+             {"cell": 1, "passed": False, "seconds": 10.0, "kernel_alive": True, "cpu": 9.8, "waited": 0.2},
+             {"cell": 2, "passed": False, "seconds": 10.0, "kernel_alive": True, "cpu": 0.01, "waited": 0.0},
+             {"cell": 3, "passed": False, "seconds": 10.0, "kernel_alive": True, "cpu": 1.5, "waited": 8.0}]
+    events = "\n".join(json.dumps(e) for e in lines).encode() + b"\nnot json\n{\"cell\": \"x\"}\n"
+    found, started, began = run.parse_events(events, cell_timeout=10)
+    assert started and began and sorted(found) == [0, 1, 2, 3]
+    assert found[1].timeout and not found[1].starved, "a busy loop used its CPU: the student's timeout"
+    assert found[2].timeout and not found[2].starved, "a sleep neither ran nor waited: the student's timeout"
+    assert found[3].timeout and found[3].starved, "ran 1.5 s, waited 8 s for a CPU: the machine's fault"
+    outcome = sandbox.Outcome(1, b"some output\nlast line\n", events)
+    assert "too busy: cell 3" in run.RunResult(found, outcome, True, True).grader_failure
+    assert run.RunResult({0: found[0]}, outcome, True, True).grader_failure == ""
+    assert run.RunResult({}, outcome, True, False).grader_failure.startswith("no kernel started (exit 1): ")
+    assert run.RunResult({}, outcome, False, False).grader_failure.startswith("the sandbox did not start")
+    assert run.parse_events(b'{"cell": 0, "passed": true, "seconds": 1}\n', 10)[1:] == (False, False)
+
+
+def test_grades_csv_cells_never_start_a_formula_and_names_stay_plain(tmp_path):
+    for text in ("=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+        assert report.spreadsheet_safe(text) == "'" + text
+    assert report.spreadsheet_safe("alice") == "alice" and report.spreadsheet_safe(12) == "12"
+    names = ["=cmd|' /C calc'!A0", "+1", "-2", "@x", "..", "...", "a\nb", "../../etc", "."]
+    assert all(grade._safe(n) and "/" not in grade._safe(n) and not grade._safe(n).startswith(("=", "+", "-", "@", "."))
+               for n in names)
+    folder = tmp_path / "subs"
+    (folder / "x").mkdir(parents=True)
+    for stem in ("...", "....", "a\nb", "a_b", "=x"):
+        (folder / f"{stem}.ipynb").write_text("{}")
+    (folder / "x" / "a_b.ipynb").write_text("{}")
+    found = grade.collect([folder])
+    assert len(found) == 6 and len(set(found)) == 6, found   # every file once, under a name of its own
+    assert all(grade._safe(name) == name for name in found)
+
+
+def _hw1_judges(seed: int = 1) -> dict:
+    assignment = grade.Assignment.read(release.SOURCE_DIR / "hw1_alexnet.ipynb")
+    return {t.key: grade.Judge(t, seed) for q in assignment.questions for t in q.tests}
+
+
+def test_judges_read_hostile_export_files_as_failures_without_crashing_or_stalling(tmp_path):
+    """The files a student's run can leave in exports/ (written here directly, as attacks.HOSTILE_EXPORTS
+    writes them in the sandbox): each is a failed test with a reason, and none blocks the judge."""
+    import threading
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    namespace = {"__name__": "hostile"}
+    script = attacks.HOSTILE_EXPORTS.replace('os.environ.get("AUTOGRADER_WORK", ".")', repr(str(tmp_path)))
+    exec(compile(script, "hostile", "exec"), namespace)
+    (exports / "q2.formula.safetensors").write_bytes((2**60).to_bytes(8, "little") + b"{}")  # header too large
+    verdicts = {}
+    worker = threading.Thread(target=lambda: verdicts.update({k: j(tmp_path) for k, j in _hw1_judges().items()}))
+    worker.start()
+    worker.join(120)
+    assert not worker.is_alive(), "a judge blocked on a hostile file (a FIFO?)"
+    assert verdicts and not any(v.passed for v in verdicts.values())
+    details = {k: v.detail for k, v in verdicts.items()}
+    assert "nested deeper" in details["q1.shape"]
+    assert "NaN" in details["q1.params"] and "utf-8" in details["q1.same"]
+    assert "larger than" in details["q2.formula"] and "not a plain file" in details["q3.macs"]
+    assert "not a plain file" in details["q4.zeros"], "a link out of the work folder is never followed"
+    shutil.rmtree(exports)
+    exports.symlink_to(REPO / "autograder")
+    assert all("replaced by something else" in j(tmp_path).detail for j in _hw1_judges().values())
+
+
+@needs_bwrap
+def test_file_names_links_and_fifos_cost_only_their_author(tmp_path):
+    reference, blank = attacks.notebooks()
+    folder = write_folder(tmp_path / "subs", {"=HYPERLINK(\"http:__evil\",\"x\")": reference, "+1": blank,
+                                              "..": blank, "-2+3": blank, "line\nbreak": blank})
+    (folder / "linked.ipynb").symlink_to(folder / "+1.ipynb")
+    (folder / "outside.ipynb").symlink_to("/etc/passwd")
+    os.mkfifo(folder / "fifo.ipynb")
+    out = tmp_path / "out"
+    results = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, workers=2, cell_timeout=20,
+                                                     progress=False, check_first=False)}
+    assert len(results) == 8
+    formula = grade._safe('=HYPERLINK("http:__evil","x")')
+    assert [r for r in results.values() if r["total"] == attacks.full_marks()] == [results[formula]]
+    for name in ("linked", "outside"):
+        assert results[name]["status"].startswith("invalid submission: a symbolic link") and results[name]["total"] == 0
+    assert results["fifo"]["status"] == "invalid submission: not a regular file (not read)"
+    rows = list(csv.reader(open(out / "grades.csv")))
+    assert len(rows) == 9 and not any(cell.startswith(report.FORMULA_STARTS) for row in rows for cell in row)
+    assert sorted(p.name for p in (out / "results").iterdir()) == sorted(f"{name}.json" for name in results)
+
+
+@needs_bwrap
+def test_the_class_is_refused_when_the_instructor_solution_fails_in_the_sandbox(tmp_path):
+    """A grader that cannot run torch (a 0.5 GiB address-space limit) would give every student 0: it
+    must say so and write no grades instead."""
+    folder = write_folder(tmp_path / "subs", {"alice": solution("hw1_alexnet")})
+    done = autograder_cli("grade", "hw1_alexnet", folder, "--out", tmp_path / "out", "--memory-gib", "0.5")
+    assert done.returncode == 3, done.stderr
+    assert "instructor's own solution" in done.stderr and "not graded" in done.stderr and "self-check.json" in done.stderr
+    assert not (tmp_path / "out" / "grades.csv").exists() and not list((tmp_path / "out" / "results").iterdir())
+    record = json.loads((tmp_path / "out" / ".grader" / "self-check.json").read_text())
+    assert record["passed"] is False and record["total"] < record["max_points"]
+    done = autograder_cli("grade", "hw1_alexnet", folder, "--out", tmp_path / "out")
+    assert done.returncode == 0 and "alice" in done.stdout and "15 / 15" in done.stdout, done.stdout + done.stderr
+
+
+@needs_bwrap
+def test_a_run_the_grader_failed_is_retried_then_not_graded_never_a_zero(tmp_path, monkeypatch):
+    reference, blank = attacks.notebooks()
+    folder = write_folder(tmp_path / "subs", {"alice": reference, "bob": blank})
+    out = tmp_path / "out"
+    real_binds = sandbox._system_binds
+    broken = lambda: [*real_binds(), "--ro-bind", str(tmp_path / "no such folder"), "/nowhere"]  # noqa: E731
+    monkeypatch.setattr(sandbox, "_system_binds", broken)       # a sandbox that cannot start
+    with pytest.raises(grade.SelfCheckFailed, match="the sandbox did not start"):
+        grade.grade("hw1_alexnet", [folder], out, progress=False)
+    assert not (out / "grades.csv").exists()
+    results = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False)}
+    for r in results.values():
+        assert r["status"].startswith("grader failure, not graded: the sandbox did not start") and r["total"] is None
+        assert r["graded"] is False and "bwrap" in r["output_tail"]
+    rows = {r["student"]: r for r in csv.DictReader(open(out / "grades.csv"))}
+    assert rows["bob"]["total"] == rows["bob"]["q1"] == "not graded"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["graded"] == 0 and summary["not_graded"] == ["alice", "bob"] and summary["mean_total"] == 0
+    assert "Not graded yet" in (out / "feedback" / "bob.md").read_text()
+
+    calls = []   # a sandbox that fails once, then works: the retry grades it, and says so
+    monkeypatch.setattr(sandbox, "_system_binds", lambda: (calls.append(1), broken() if len(calls) == 1 else real_binds())[1])
+    again = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False,
+                                                   workers=1)}
+    assert sorted(again) == ["alice", "bob"], "not-graded results are graded again, never kept"
+    first = next(r for r in again.values() if "graded on a second run" in r["status"])
+    assert first["total"] == (attacks.full_marks() if first["student"] == "alice" else 0)
+    assert again["alice"]["total"] == attacks.full_marks() and again["bob"]["total"] == 0
+    assert json.loads((out / "summary.json").read_text())["not_graded"] == []
+
+
+@needs_bwrap
+def test_a_kernel_that_never_starts_is_the_graders_failure(tmp_path):
+    """8 processes are too few for pytest, a kernel and its threads: the kernel dies before replying,
+    before any student code ran (the run's own process limit, a real failure of the infrastructure)."""
+    reference, _ = attacks.notebooks()
+    folder = write_folder(tmp_path / "subs", {"alice": reference})
+    results = grade.grade("hw1_alexnet", [folder], tmp_path / "out", progress=False, check_first=False,
+                          limits=sandbox.Limits(processes=8))
+    assert results[0]["status"].startswith("grader failure, not graded: no kernel started"), results[0]["status"]
+    assert results[0]["total"] is None
+
+
+def _copy_checkout(target: Path) -> Path:
+    """This checkout's grader and homework, copied as a clone would lay them out (the venv stays put)."""
+    for part in ("book", "autograder", "homework"):
+        shutil.copytree(REPO / part, target / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder above ``path`` can be traversed by any user (a Python under /root usually cannot)."""
+    return all(os.stat(p).st_mode & 0o001 for p in Path(path).resolve().parents)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("user", ["this user", "a normal user"])
+def test_grading_works_from_a_checkout_under_a_temporary_folder_with_spaces(tmp_path, user):
+    """Finding 2 of issue 22: a checkout under /tmp had its Python and book/ hidden by the sandbox's /tmp."""
+    if user == "a normal user" and (os.geteuid() != 0 or not _reachable_by_others(Path(sys.executable))):
+        pytest.skip("needs root to switch users, and a Python that other users can reach (this one is "
+                    f"under {Path(sys.executable).resolve().parents[2]}); the sandbox's own path for non-root "
+                    "graders is run by every other test when they run as a normal user")
+    base = tmp_path / "a folder with spaces"
+    checkout = _copy_checkout(base / "checkout")
+    assert str(checkout).startswith(tempfile_root())
+    folder = write_folder(base / "my subs", {"alice": solution("hw1_alexnet")})
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    prefix = []
+    if user == "a normal user":
+        os.chmod(tmp_path, 0o777)
+        for path in [base, *base.rglob("*")]:
+            os.chmod(path, 0o777 if path.is_dir() else 0o666)
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        env["HOME"] = str(base)
+    where = subprocess.run([*prefix, sys.executable, "-c", "import autograder; print(autograder.__file__)"],
+                           cwd=checkout, capture_output=True, text=True, env=env)
+    assert where.stdout.strip() == str(checkout / "autograder" / "__init__.py"), where.stderr
+    done = subprocess.run([*prefix, sys.executable, "-m", "autograder", "grade", "hw1_alexnet", str(folder),
+                           "--out", str(base / "grades out")], cwd=checkout, capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((base / "grades out" / "results" / "alice.json").read_text())
+    assert result["total"] == attacks.full_marks() and result["status"] == "ok", result["status"]
+
+
+def tempfile_root() -> str:
+    import tempfile
+    return tempfile.gettempdir()
