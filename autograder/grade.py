@@ -23,8 +23,8 @@ import secrets
 import shutil
 import signal
 import tempfile
-import threading
 import stat
+import threading
 import unicodedata
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ import nbformat
 
 from . import cells, matching, release, report, rules
 from .inject import inject
-from .judging import Judge
+from .judging import Judge, open_regular
 from .release import SOURCE_DIR
 from .run import KERNEL_STARTUP_SECONDS, NOTEBOOK, RunResult, run_notebook
 from .sandbox import Limits, Runner
@@ -112,19 +112,10 @@ def _safe(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", name).lstrip(".-") or "unnamed"
 
 
-def _open_regular(path: Path):
-    """``path`` opened for reading only while it is a regular file: no link followed, no FIFO waited on."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(f"{path.name} is not a regular file")
-    return os.fdopen(fd, "rb")
-
-
 def file_sha256(path: Path) -> str:
     """Streamed: a huge submission is hashed without being held in memory."""
     try:
-        with _open_regular(path) as f:
+        with open_regular(path) as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return ""
@@ -136,7 +127,7 @@ def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     if problem:
         return None, problem
     try:
-        with _open_regular(path) as f:
+        with open_regular(path) as f:
             data = f.read(SUBMISSION_CAP + 1)
     except OSError as error:
         return None, f"invalid submission: cannot be read ({error})"
@@ -368,13 +359,13 @@ def own_code_violations(assignment: Assignment, matched: matching.Matching) -> d
     """Question id → why the submission breaks its own-code rule, checked on the cells ``code_for_rule``
     gives it (its answer wherever it went, or all the student's code when no answer is found)."""
     every = [matching.source_of(c) for c in matched.submitted if c.get("cell_type") == "code"]
-    others = {qid: names for qid, names in assignment.solution_names.items()}
+    names = assignment.solution_names
     broken = {}
     for question in assignment.questions:
         if question.rule is None:
             continue
-        elsewhere = set().union(*(n for qid, n in others.items() if qid != question.id))
-        chosen = matching.code_for_rule(matched, question.id, others.get(question.id, set()), elsewhere)
+        elsewhere = set().union(*(n for qid, n in names.items() if qid != question.id))
+        chosen = matching.code_for_rule(matched, question.id, names.get(question.id, set()), elsewhere)
         problems = [problem for position in chosen
                     for problem in rules.violations(question.rule, matching.source_of(matched.submitted[position]), every)]
         if problems:
@@ -397,7 +388,6 @@ def grade_one(assignment: Assignment, judges: dict[str, Judge], student: str, pa
             "sha256": file_sha256(path) if notebook is None else "",
             "source_sha256": assignment.digest, "version": RESULT_VERSION, "graded": True,
             "max_points": sum(q.points for q in questions), "manual_max": sum(w.points for w in written)}
-    problem = ""
     if notebook is None:
         notebook, problem = load(path)
     if notebook is None:

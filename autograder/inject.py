@@ -3,8 +3,8 @@ by the submission's own metadata.
 
 Only probes go in: the judges never leave the grader. A student can reorder, delete, add or relabel
 cells; each question's probes follow the last submitted cell that the matching (``matching.py``) gives
-to that question or that binds a name of its solution (the end if none is left). Every markdown or raw cell goes in as markdown: prose is
-never run.
+to that question or that binds a name of its solution (the end if none is left). Every markdown or raw
+cell goes in as markdown: prose is never run.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import nbformat
 
 from . import cells
-from .matching import Matching, bound_names, source_of
+from .matching import Matching, source_of
 
 
 @dataclass
@@ -32,11 +32,9 @@ def inject(questions: list[cells.Question], matching: Matching,
     answer typed into a new cell further down)."""
     submitted = matching.submitted
     after: dict[int, list[cells.Test]] = {}
-    own = matching.students_code()
     for question in questions:
         names = (solution_names or {}).get(question.id, set())
-        mine = sorted(set(matching.of_question(question.id))
-                      | {i for i in own if names & bound_names(source_of(submitted[i]))})
+        mine = sorted(set(matching.of_question(question.id)) | set(matching.binding(names)))
         after.setdefault(mine[-1] if mine else len(submitted) - 1, []).extend(question.tests)
 
     result = Injected(nbformat.v4.new_notebook())

@@ -87,16 +87,23 @@ def parse_json(data: bytes):
                       parse_float=_finite_float)
 
 
+def open_regular(path: Path):
+    """``path`` opened for reading only while it is a regular file: no link followed, no FIFO waited on
+    (O_NONBLOCK), and fstat checked on the open file, so nothing can be swapped in between."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def _read_capped(path: Path) -> bytes:
     """The file's bytes, if it is a regular file reached without a symbolic link and not too large."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with open_regular(path) as f:
+            data = f.read(EXPORT_CAP + 1)
     except OSError:
         raise Mismatch(f"{path.name} is not a plain file") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Mismatch(f"{path.name} is not a plain file")
-        data = f.read(EXPORT_CAP + 1)
     if len(data) > EXPORT_CAP:
         raise Mismatch(f"{path.name} is larger than {EXPORT_CAP} bytes")
     return data

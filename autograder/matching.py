@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import nbformat
 
@@ -60,10 +61,22 @@ class Matching:
         return (role is not None and role.kind not in ("answer", "written")
                 and _same_text(source_of(self.submitted[position]), role.source))
 
-    def students_code(self) -> list[int]:
-        """Positions of every code cell the student wrote or changed (answers included)."""
+    @cached_property
+    def _students_code(self) -> list[int]:
         return [i for i, cell in enumerate(self.submitted)
                 if cell.get("cell_type") == "code" and not self.instructors(i)]
+
+    def students_code(self) -> list[int]:
+        """Positions of every code cell the student wrote or changed (answers included)."""
+        return list(self._students_code)
+
+    @cached_property
+    def _bound(self) -> dict[int, set[str]]:
+        return {i: bound_names(source_of(self.submitted[i])) for i in self._students_code}
+
+    def binding(self, names: set[str]) -> list[int]:
+        """The student's code cells that bind any of ``names`` (parsed once per submission)."""
+        return [i for i in self._students_code if self._bound[i] & names]
 
 
 def source_of(cell) -> str:
@@ -183,11 +196,10 @@ def code_for_rule(matching: Matching, question: str, names: set[str], elsewhere:
     another question: a cell matched to another answer, or one that binds only names of other questions'
     solutions (``elsewhere``)."""
     own = matching.students_code()
-    chosen = set(matching.answers(question))
-    binds = {i: bound_names(source_of(matching.submitted[i])) for i in own}
-    chosen |= {i for i in own if binds[i] & names}
+    mine = set(matching.binding(names))
+    chosen = set(matching.answers(question)) | mine
     if not matching.answers(question):
         others = {i for i in own if matching.roles[i] is not None and matching.roles[i].kind == "answer"}
-        others |= {i for i in own if binds[i] & elsewhere and not binds[i] & names}
+        others |= set(matching.binding(elsewhere)) - mine
         chosen |= set(own) - others
     return sorted(chosen)

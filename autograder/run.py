@@ -46,11 +46,10 @@ class RunResult:
         accounting: nothing the student's code does can produce it."""
         tail = self.outcome.output.decode(errors="replace").strip().splitlines()[-3:]
         said = f": {' / '.join(line[:200] for line in tail)}" if tail else ""
+        how = "timed out" if self.outcome.timed_out else f"exit {self.outcome.returncode}"
         if not self.started:
-            how = "timed out" if self.outcome.timed_out else f"exit {self.outcome.returncode}"
             return f"the sandbox did not start ({how}){said}"
         if not self.began:
-            how = "timed out" if self.outcome.timed_out else f"exit {self.outcome.returncode}"
             return f"no kernel started ({how}){said}"
         starved = [index for index, cell in self.cells.items() if cell.starved]
         if starved:
