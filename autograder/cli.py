@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cells
+from . import cells, defaults
 from . import grade as grading
 from . import merge as merging
 from . import release as releasing
@@ -29,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--source", type=Path, default=releasing.SOURCE_DIR,
                     help="folder of instructor notebooks (default: autograder/source/)")
     gr.add_argument("--out", type=Path, required=True)
-    gr.add_argument("--workers", type=int, default=2)
-    gr.add_argument("--timeout", type=float, default=30, help="seconds per cell")
-    gr.add_argument("--memory-gib", type=float, default=4, help="address-space limit of each run")
-    gr.add_argument("--output-cap", type=int, default=1_000_000, help="bytes of output read before a run is stopped")
+    gr.add_argument("--workers", type=int, default=defaults.WORKERS, help="submissions graded at once (default: %(default)s)")
+    gr.add_argument("--timeout", type=float, default=defaults.CELL_TIMEOUT, help="seconds per cell (default: %(default)g)")
+    gr.add_argument("--memory-gib", type=float, default=defaults.MEMORY / 2**30,
+                    help="address-space limit of each run (default: %(default)g)")
+    gr.add_argument("--output-cap", type=int, default=defaults.OUTPUT_CAP,
+                    help="bytes of output read before a run is stopped (default: %(default)s)")
     gr.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (grades are NOT trustworthy)")
     gr.add_argument("--shard", help="grade only part i of n (0 <= i < n), e.g. $SLURM_ARRAY_TASK_ID/8; needs --key")
     gr.add_argument("--key", type=Path, help="the grader key shared by every shard (see: key)")

@@ -36,7 +36,8 @@ from . import cells, matching, release, report, rules
 from .inject import inject
 from .judging import Judge, open_regular
 from .release import SOURCE_DIR
-from .run import KERNEL_STARTUP_SECONDS, NOTEBOOK, RunResult, run_notebook
+from .defaults import CELL_TIMEOUT, WORKERS
+from .run import NOTEBOOK, RunResult, run_notebook, whole_run_limit
 from .sandbox import Limits, Runner
 
 RESULT_VERSION = 4                  # 4: cells matched by the released notebook; "graded" false on grader failure
@@ -398,7 +399,7 @@ def grade_one(assignment: Assignment, judges: dict[str, Judge], student: str, pa
     broken = own_code_violations(assignment, matched)
     injected = inject(questions, matched, assignment.solution_names)
     code_cells = sum(1 for c in injected.notebook.cells if c.cell_type == "code")
-    total_timeout = KERNEL_STARTUP_SECONDS + 30 + cell_timeout * code_cells
+    total_timeout = whole_run_limit(cell_timeout, code_cells)
 
     def attempt() -> RunResult:
         shutil.rmtree(work, ignore_errors=True)
@@ -482,7 +483,7 @@ def sweep_stale(temp: Path | None = None) -> list[Path]:
     return removed
 
 
-def grade(homework: str, submissions: list[Path], out: Path, workers: int = 1, cell_timeout: float = 30,
+def grade(homework: str, submissions: list[Path], out: Path, workers: int = WORKERS, cell_timeout: float = CELL_TIMEOUT,
           progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
           limits: Limits | None = None, shard: tuple[int, int] | None = None,
           key_file: Path | None = None, check_first: bool = True) -> list[dict]:

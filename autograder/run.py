@@ -12,10 +12,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .defaults import KERNEL_STARTUP_SECONDS, RUN_SLACK_SECONDS
 from .sandbox import Outcome, Runner
 
 NOTEBOOK = "submission.ipynb"
-KERNEL_STARTUP_SECONDS = 90   # generous: on a busy machine a kernel that imports torch takes a while
 
 
 STARVED_CPU_SHARE = 1 / 3   # a timed-out cell that got less CPU than this share of its limit, while it
@@ -141,6 +141,11 @@ def parse_events(events: bytes, cell_timeout: float) -> tuple[dict[int, CellResu
                                   error=str(event.get("error", ""))[:300],
                                   starved=timeout and cpu < STARVED_CPU_SHARE * cell_timeout and waited > cpu)
     return cells, started, began
+
+
+def whole_run_limit(cell_timeout: float, code_cells: int) -> float:
+    """Seconds a whole run may take: the kernel's start-up, some slack, and every code cell's limit."""
+    return KERNEL_STARTUP_SECONDS + RUN_SLACK_SECONDS + cell_timeout * code_cells
 
 
 def run_notebook(runner: Runner, work: Path, cell_timeout: float, total_timeout: float) -> RunResult:

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import defaults
+
 REPO = Path(__file__).resolve().parents[1]
 INSIDE = Path("/grading")            # the work folder, as the run sees it
 HIDDEN = ("book/models",)           # reference implementations of graded questions
@@ -40,11 +42,11 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Limits:
-    memory: int = 4 << 30          # bytes of address space
-    cpu_seconds: int = 600
-    processes: int = 256           # processes and threads of the run's uid
-    file_size: int = 64 << 20      # largest file the run may write
-    output: int = 1_000_000        # bytes of stdout+stderr the grader reads before it stops the run
+    memory: int = defaults.MEMORY              # bytes of address space
+    cpu_seconds: int = defaults.CPU_SECONDS
+    processes: int = defaults.PROCESSES        # processes and threads of the run's uid
+    file_size: int = defaults.FILE_SIZE        # largest file the run may write
+    output: int = defaults.OUTPUT_CAP          # bytes of stdout+stderr the grader reads before it stops the run
 
 
 @dataclass
@@ -186,7 +188,7 @@ class Runner:
     """Starts runs and remembers them, so that an interrupted grader can kill every one it started."""
     limits: Limits = field(default_factory=Limits)
     sandbox: bool = True
-    workers: int = 1
+    workers: int = defaults.WORKERS    # how many runs at once: one uid each when the grader is root
 
     def __post_init__(self):
         self._uids = UidPool(self.workers)
