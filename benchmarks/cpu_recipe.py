@@ -38,9 +38,10 @@ PREVIOUS = dict(epochs=4, batch_size=128, lr=0.1, label_smoothing=0.0)
 def train_once(settings: dict, seed: int) -> dict:
     """One run of the cpu recipe, with ``settings`` (epochs, batch_size, lr, label_smoothing) overriding it."""
     from book.experiment import prepare, run
+    from book.runtime import Runtime
 
     started = time.perf_counter()
-    experiment = prepare("resnet18", "cpu", seed=seed, epochs=settings.get("epochs"),
+    experiment = prepare("resnet18", Runtime.detect("cpu"), seed=seed, epochs=settings.get("epochs"),
                          batch_size=settings.get("batch_size"))
     overrides = {key: settings[key] for key in ("lr", "label_smoothing") if key in settings}
     history = run(experiment, seed=seed, progress=False, live_plot=False, **overrides)

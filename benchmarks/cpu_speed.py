@@ -43,7 +43,8 @@ def measure_isa(isa: str, model_name: str, steps: int, warmup: int, rounds: int)
 
     from book import data, models
     from book.profiles import recipe
-    from book.train import fit, native_bf16
+    from book.runtime import native_bf16
+    from book.train import fit
     from train_throughput import FirstBatches
 
     rec = recipe(model_name, "cpu")

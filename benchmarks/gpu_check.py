@@ -44,6 +44,7 @@ from train_throughput import FirstBatches, endless, measure, plain_loader  # noq
 
 from book import data, models  # noqa: E402
 from book.experiment import prepare  # noqa: E402
+from book.runtime import Runtime  # noqa: E402
 from book.profiles import recipe  # noqa: E402
 from book.train import fit, seed_everything  # noqa: E402
 
@@ -131,7 +132,7 @@ def part_recipes(device: torch.device, dry: bool) -> list[dict]:
     steps, warmup = (DRY["steps"], DRY["warmup"]) if dry else (50, 10)
     rows = []
     for name in RECIPES:
-        experiment = prepare(name, "gpu", device=device)
+        experiment = prepare(name, Runtime.detect("gpu", device))
         rec = experiment.recipe
         if dry:
             experiment.train.batch_size = DRY["batch_size"]

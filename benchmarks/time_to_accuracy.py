@@ -39,6 +39,7 @@ from train_throughput import plain_loader  # noqa: E402
 
 from book import data  # noqa: E402
 from book.experiment import prepare, run  # noqa: E402
+from book.runtime import Runtime  # noqa: E402
 
 TARGET = 0.91
 
@@ -121,7 +122,7 @@ def run_d2l(budget_s: float, resolution: int = 96, batch: int = 128, lr: float =
 
 
 def run_ours(budget_s: float) -> dict:
-    experiment = prepare("resnet18", "cpu")
+    experiment = prepare("resnet18", Runtime.detect("cpu"))
     started = time.perf_counter()
     history = run(experiment)
     wall = time.perf_counter() - started

@@ -22,7 +22,7 @@ import torchvision
 from torchvision import transforms
 
 from book import data, models
-from book.train import default_device
+from book.runtime import default_device
 
 
 def measure(model: torch.nn.Module, iterator, steps: int, warmup: int, device: torch.device, channels_last: bool) -> float:

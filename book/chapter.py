@@ -1,7 +1,8 @@
 """What every chapter repeats, kept here so that a chapter holds only its derivation, claims and prose.
 
-- ``banner``: the profile and the machine the numbers below come from.
-- ``train_and_report``: the profile's recipe trained, a confusion matrix, and Imagenette where asked.
+- ``banner``: the profile and the machine the numbers below come from, as the chapter's ``Runtime``.
+- ``train_and_report``: the profile's recipe trained, a confusion matrix, Imagenette where asked, and the run
+  stored as data (``book.runs``) for the closing comparison.
 - ``first_layer_filters`` and ``look_inside``: colour filters, feature maps and the explorer.
 - ``Study`` and ``claim_study``: a paper's claim run over seeds and judged against the spread.
 """
@@ -20,23 +21,24 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import data, models, profiles, viz
+from IPython.display import display
+
+from . import data, models, profiles, runs, viz
 from .experiment import Experiment, prepare, run
-from .train import History, default_bf16, default_device, evaluate, fit, predict, seed_everything
+from .runtime import Runtime
+from .train import History, evaluate, fit, predict, seed_everything
 
 SEEDS = (0, 1, 2)
 
 
-def banner() -> profiles.Profile:
-    """Print which profile runs and on what: every number in the chapter depends on it."""
-    profile = profiles.get_profile()
-    device = default_device()
-    isa = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.cuda.get_device_name()
-    precision = "bf16 autocast" if default_bf16(device) else "fp32"
-    print(f"profile: {profile.name} ({profile.description})\ndevice: {device} ({isa}, {precision})")
-    if profile.name == "smoke":
+def banner(profile: str | None = None) -> Runtime:
+    """Decide the chapter's ``Runtime`` once (profile, device, bf16, stored run) and print it: every number in
+    the chapter depends on it. The chapter passes it on to ``train_and_report`` and ``Study``."""
+    runtime = Runtime.detect(profile)
+    print(f"profile: {runtime.profile.name} ({runtime.profile.description})\ndevice: {runtime.describe()}")
+    if runtime.profile.name == "smoke":
         print("smoke profile: every number below only shows that the code runs; no claim can be judged from it.")
-    return profile
+    return runtime
 
 
 # --------------------------------------------------------------------------- train and report
@@ -52,6 +54,10 @@ class Trained:
         return self.experiment.model
 
     @property
+    def runtime(self) -> Runtime:
+        return self.experiment.runtime
+
+    @property
     def test(self) -> data.DeviceLoader:
         return self.experiment.test
 
@@ -62,9 +68,10 @@ class Trained:
         return images, [test.classes[i] for i in test.labels[:count].tolist()]
 
 
-def train_and_report(model_name: str, title: str, **model_options) -> Trained:
-    """Train ``model_name`` with the profile's recipe, then show where it errs (confusion matrix)."""
-    experiment = prepare(model_name, **model_options)
+def train_and_report(runtime: Runtime, model_name: str, title: str, **model_options) -> Trained:
+    """Train ``model_name`` with the profile's recipe, show where it errs (confusion matrix), and store the run
+    as data (``book.runs``: recipe, options, runtime, history), which the closing chapter reads back."""
+    experiment = prepare(model_name, runtime, **model_options)
     params = sum(p.numel() for p in experiment.model.parameters())
     print(f"{experiment.recipe}\n{params:,} parameters, {experiment.train.dataset_size:,} training images")
     history = run(experiment)
@@ -74,12 +81,14 @@ def train_and_report(model_name: str, title: str, **model_options) -> Trained:
     viz.confusion_matrix(predicted, actual, experiment.test.classes, title=f"{title} on the Fashion-MNIST test set")
     plt.show()
     trained = Trained(experiment, history)
-    if profiles.get_profile().imagenette:
-        trained.imagenette = prepare(model_name, dataset="imagenette", **model_options)
+    imagenette_history = None
+    if runtime.profile.imagenette:
+        trained.imagenette = prepare(model_name, runtime, dataset="imagenette", **model_options)
         imagenette_history = run(trained.imagenette)
         print(f"Imagenette validation accuracy {imagenette_history.final_val_acc:.4f}")
     else:
         print("Imagenette training of the full-size network runs in the gpu profile only.")
+    display(runs.bundle(runs.record(experiment, history, title, params, imagenette_history)), raw=True)
     return trained
 
 
@@ -116,8 +125,8 @@ def _probe_cache(conv: nn.Conv2d, profile: profiles.Profile, resolution: int, ep
     return data.cache_dir() / "probes" / f"conv1-{key}.safetensors"
 
 
-def first_layer_filters(model_name: str, trained: Trained | None = None, *, resolution: int | None = None,
-                        epochs: int = 5):
+def first_layer_filters(model_name: str, trained: Trained | None = None, *, runtime: Runtime | None = None,
+                        resolution: int | None = None, epochs: int = 5):
     """Colour first-layer filters learned on Imagenette, drawn as images.
 
     In the gpu profile they come from the full network trained on Imagenette. Elsewhere the chapter's
@@ -126,10 +135,13 @@ def first_layer_filters(model_name: str, trained: Trained | None = None, *, reso
     (32 px for a stride-1 layer such as VGG's, which costs four times as much per pixel). The learned
     layer is cached (``BOOK_CACHE_DIR/probes``) and reused by any chapter whose conv1 has the same shape.
     """
+    if (trained is None) == (runtime is None):
+        raise TypeError("first_layer_filters needs the chapter's trained network or, for a probe alone, its runtime")
+    runtime = runtime or trained.runtime
     if trained is not None and trained.imagenette is not None:
         conv, source = _first_conv(trained.imagenette.model), "the full network trained on Imagenette"
     else:
-        profile = profiles.get_profile()
+        profile = runtime.profile
         seed_everything(0)
         probe = first_layer_probe(model_name)
         conv = probe[0]
@@ -144,9 +156,10 @@ def first_layer_filters(model_name: str, trained: Trained | None = None, *, reso
             train_set = data.imagenette("train", resolution, per_class=profile.train_per_class)
             val_set = data.imagenette("val", resolution, per_class=profile.test_per_class)
             loader = data.DeviceLoader(train_set, 128, shuffle=True, augment="crop", resolution=resolution,
-                                       channels_last=True)
-            history = fit(probe, loader, data.DeviceLoader(val_set, 512, resolution=resolution),
-                          epochs=epochs, lr=0.1, progress=False, live_plot=False)
+                                       channels_last=True, device=runtime.device)
+            history = fit(probe, loader, data.DeviceLoader(val_set, 512, resolution=resolution, device=runtime.device),
+                          epochs=epochs, lr=0.1, bf16=runtime.bf16, stored=runtime.stored, progress=False,
+                          live_plot=False)
             cache.parent.mkdir(parents=True, exist_ok=True)
             save_file({k: v.contiguous() for k, v in conv.state_dict().items()}, cache)
             source = f"a probe on {len(train_set):,} Imagenette images at {resolution} px"
@@ -179,26 +192,37 @@ def layers_of(model: nn.Module, kind: type, prefix: str = "") -> list[str]:
 class Study:
     """The side experiments' data: a balanced subset of Fashion-MNIST, at ``resolution``, in every profile."""
 
-    def __init__(self, resolution: int = 32, test_per_class: int | None = None):
-        self.profile = profiles.get_profile()
+    def __init__(self, runtime: Runtime, resolution: int = 32, test_per_class: int | None = None):
+        self.runtime, self.profile = runtime, runtime.profile
         per_class = self.profile.study_per_class
         self.resolution = resolution
         self.train_set = data.fashion_mnist("train").per_class(per_class)
-        self.train_eval = data.DeviceLoader(self.train_set, 500, resolution=resolution)
+        self.train_eval = self._loader(self.train_set, 500)
         # ``test_per_class`` (at most the profile's) makes the many evaluations of a large study cheaper
         self.test_set = data.fashion_mnist("test").per_class(min(per_class, test_per_class or per_class))
-        self.test = data.DeviceLoader(self.test_set, 500, resolution=resolution)
+        self.test = self._loader(self.test_set, 500)
         self._tests = {resolution: self.test}  # the test set at each resolution train_subset has used
 
+    def _loader(self, images: data.ImageSet, batch_size: int, *, resolution: int | None = None,
+                seed: int | None = None) -> data.DeviceLoader:
+        """A loader on the runtime's device; shuffled when it has a ``seed``."""
+        options = dict(shuffle=True, seed=seed) if seed is not None else {}
+        return data.DeviceLoader(images, batch_size, resolution=resolution or self.resolution,
+                                 device=self.runtime.device, **options)
+
+    def _fit(self, net: nn.Module, loader: data.DeviceLoader, **options) -> History:
+        """``fit`` with the runtime's precision, quietly: a study prints one line per run instead."""
+        return fit(net, loader, bf16=self.runtime.bf16, stored=self.runtime.stored, progress=False,
+                   live_plot=False, **options)
+
     def loader(self, seed: int, batch_size: int = 64) -> data.DeviceLoader:
-        return data.DeviceLoader(self.train_set, batch_size, shuffle=True, resolution=self.resolution, seed=seed)
+        return self._loader(self.train_set, batch_size, seed=seed)
 
     def train(self, build: Callable[[], nn.Module], seed: int, *, lr: float, epochs: int | None = None) -> dict:
         """Build a network under ``seed``, train it, and return its train and test accuracy and their gap."""
         seed_everything(seed)
         net = build()
-        fit(net, self.loader(seed), epochs=epochs or self.profile.study_epochs * 3, lr=lr,
-            progress=False, live_plot=False)
+        self._fit(net, self.loader(seed), epochs=epochs or self.profile.study_epochs * 3, lr=lr)
         train_acc, test_acc = evaluate(net, self.train_eval)[1], evaluate(net, self.test)[1]
         return dict(train=train_acc, test=test_acc, gap=train_acc - test_acc)
 
@@ -210,13 +234,13 @@ class Study:
         and the gap. For claims about data size: the same code at every size, only ``per_class`` changes."""
         resolution = resolution or self.resolution
         if resolution not in self._tests:
-            self._tests[resolution] = data.DeviceLoader(self.test_set, 500, resolution=resolution)
+            self._tests[resolution] = self._loader(self.test_set, 500, resolution=resolution)
         subset = data.fashion_mnist("train").per_class(per_class)   # the full set is loaded once (lru_cache)
         seed_everything(seed)
         net = build()
-        fit(net, data.DeviceLoader(subset, batch_size, shuffle=True, resolution=resolution, seed=seed),
-            epochs=epochs, lr=lr, optimizer=optimizer, weight_decay=weight_decay, progress=False, live_plot=False)
-        fitted = data.DeviceLoader(subset.per_class(min(per_class, 200)), 500, resolution=resolution)
+        self._fit(net, self._loader(subset, batch_size, resolution=resolution, seed=seed), epochs=epochs, lr=lr,
+                  optimizer=optimizer, weight_decay=weight_decay)
+        fitted = self._loader(subset.per_class(min(per_class, 200)), 500, resolution=resolution)
         train_loss, train_acc = evaluate(net, fitted)
         test_acc = evaluate(net, self._tests[resolution])[1]
         return dict(train_loss=train_loss, train=train_acc, test=test_acc, gap=train_acc - test_acc)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import data, distributed, models
 from .profiles import PROFILES
+from .runtime import Runtime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .experiment import prepare, run
-    from .train import default_device
+    from .runtime import default_device
     device = default_device()
     distributed.setup(device)  # a no-op unless torchrun started several processes
     try:
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 def _train(args, prepare, run, device) -> int:
     say = print if distributed.is_main() else (lambda *a, **k: None)
     try:
-        experiment = prepare(args.model, args.profile, dataset=args.data, seed=args.seed, epochs=args.epochs,
-                             batch_size=args.batch_size, device=device)
+        runtime = Runtime.detect(args.profile, device)  # decided once, then passed on
+        experiment = prepare(args.model, runtime, dataset=args.data, seed=args.seed, epochs=args.epochs,
+                             batch_size=args.batch_size, lr=args.lr)
     except data.DataNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -55,9 +57,8 @@ def _train(args, prepare, run, device) -> int:
     say(f"{args.model} on {args.data} ({experiment.train.dataset_size:,} train / {experiment.test.dataset_size:,} "
         f"test images at {rec.resolution} px), profile {experiment.profile}, {rec.epochs} epochs, "
         f"batch {rec.batch_size}{processes}, device {experiment.train.device}", flush=True)
-    overrides = {"lr": args.lr} if args.lr else {}
     started = time.perf_counter()
-    history = run(experiment, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume, **overrides)
+    history = run(experiment, seed=args.seed, checkpoint=args.checkpoint, resume=args.resume)
     minutes = (time.perf_counter() - started) / 60
     history.meta["minutes"] = round(minutes, 3)
     say(f"test accuracy {history.final_val_acc:.4f} after {len(history.records)} epochs, {minutes:.2f} min")

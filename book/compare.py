@@ -1,22 +1,21 @@
 """The closing chapter's comparison of every architecture: stored chapter runs read back, costs and latency.
 
-- ``stored_runs``: the Fashion-MNIST runs that ``chapter.train_and_report`` printed into the executed
-  chapters (``chapters/0*.ipynb``), with the profile and machine each ran on. Nothing is typed in: a
-  chapter that was not executed, or whose output is not what ``train_and_report`` prints, is refused with
-  the command that fixes it.
-- ``build_all``, ``costs`` and ``latency``: the paper configurations of ``book.models`` at 224 px, counted
-  by FlopCounterMode and timed on this CPU.
+- ``stored_runs``: the Fashion-MNIST runs that ``chapter.train_and_report`` stored as data (``book.runs``,
+  an output of its own MIME type) in the executed chapters (``chapters/0*.ipynb``), with the profile and
+  machine each ran on. Nothing is typed in and no printed text is parsed: a chapter that was not executed,
+  or whose record is missing or of another version, is refused with the command that fixes it.
+- ``all_architectures``, ``build_all``, ``costs`` and ``latency``: the paper configurations that the
+  architectures' specs (``book.models.spec``) list for the comparison, at 224 px, counted by
+  FlopCounterMode and timed on this CPU.
 - ``comparison``: one row per architecture, the paper's numbers (``papers.IMAGENET``) beside ours.
 - ``pareto_front``: the points that no other point beats on both cost and accuracy.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 import statistics
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -24,21 +23,11 @@ import nbformat
 import torch
 from torch import nn
 
-from . import models, papers, profiles, summary
+from . import models, papers, profiles, runs, summary
 
 CHAPTERS_DIR = Path(__file__).resolve().parents[1] / "chapters"
 IMAGE = (1, 3, 224, 224)
-# Chapters that must exist and hold at least one train_and_report run, and chapters still being written,
-# which count as "not run yet" while they are missing or not executed.
-REQUIRED = ("01_alexnet", "02_vgg", "03_nin", "04_googlenet", "05_batchnorm", "06_resnet", "07_densenet")
-PENDING = ("08_vit_coatnet",)
 FIX = "run `make chapters` (or `python -m book.notebooks {path} --force`)"
-
-_RECIPE = re.compile(r"^Recipe\(.*\)$")
-_PARAMS = re.compile(r"^([\d,]+) parameters, ([\d,]+) training images$")
-_RESULT = re.compile(r"^test accuracy (\d+(?:\.\d+)?) after (\d+) epochs?, (\d+(?:\.\d+)?) min of training$")
-_IMAGENETTE = re.compile(r"^Imagenette validation accuracy (\d+(?:\.\d+)?)$")
-_MACHINE_KEYS = ("profile", "device", "cpu_capability")
 
 
 class StoredRunError(RuntimeError):
@@ -50,14 +39,14 @@ class StoredRun:
     """One ``train_and_report`` run as a chapter stored it, and where it ran."""
 
     chapter: str                 # notebook stem, "06_resnet"
-    cell: int                    # index of the cell that printed it
+    cell: int                    # index of the cell that stored it
     recipe: profiles.Recipe
-    options: dict | None         # the call's own model options (``head="fc"``), None if they cannot be read
+    options: dict                # the call's own model options (``head="fc"``)
     params: int
     train_images: int
     test_accuracy: float
     epochs: int
-    train_minutes: float         # as printed, to 0.1 min
+    train_minutes: float
     imagenette_accuracy: float | None
     profile: str
     device: str
@@ -65,6 +54,7 @@ class StoredRun:
     cpu_count: int | None
     bf16: bool
     executed_at: str
+    history: dict = field(default_factory=dict, repr=False)  # the per-epoch records (``History.to_dict``)
 
     @property
     def model(self) -> str:
@@ -93,78 +83,40 @@ class StoredRuns:
         return {(run.profile, run.device, run.cpu_capability) for run in self.runs}
 
 
-def _stdout(cell) -> str:
-    parts = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream" and output.get("name") == "stdout":
-            text = output.get("text", "")
-            parts.append("".join(text) if isinstance(text, list) else text)
-    return "".join(parts)
+def _records(cell) -> list:
+    """The run records among a cell's outputs, in order."""
+    return [output["data"][runs.MIME] for output in cell.get("outputs", [])
+            if output.get("output_type") in ("display_data", "execute_result") and runs.MIME in output.get("data", {})]
 
 
-def _calls_train_and_report(source: str) -> bool:
-    return "train_and_report(" in source
-
-
-def _recipe(line: str, where: str, fix: str) -> profiles.Recipe:
-    """Parse the printed ``Recipe(model='alexnet', ...)`` line: keyword literals only, no code is run."""
+def _stored_run(record, chapter: str, cell: int, executed_at: str, where: str, fix: str) -> StoredRun:
     try:
-        call = ast.parse(line, mode="eval").body
-        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Recipe"
-                and not call.args):
-            raise ValueError("not a Recipe(...) call with keyword arguments")
-        values = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
-        known = {f.name for f in fields(profiles.Recipe)}
-        if unknown := set(values) - known:
-            raise ValueError(f"fields today's Recipe does not have: {', '.join(sorted(unknown))}")
-        return profiles.Recipe(**values)
-    except (SyntaxError, ValueError, TypeError) as error:
-        raise StoredRunError(f"{where}: cannot read the recipe line {line!r} ({error}); {fix}") from None
-
-
-def _call_options(source: str, model: str) -> dict | None:
-    """The literal keyword options of ``train_and_report(model, ...)`` in a cell's source, {} if none.
-
-    The printed recipe holds the profile's model options only; options given to the call itself (NiN's
-    ``head="fc"``, say) change the network too. None when they cannot be read (not literals, magics)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
-        if name != "train_and_report" or not node.args or not isinstance(node.args[0], ast.Constant):
-            continue
-        if node.args[0].value != model:
-            continue
-        if any(kw.arg is None for kw in node.keywords):  # **options: unknown here
-            return None
-        try:
-            return {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
-        except ValueError:
-            return None
-    return None  # no call with the model's name as a literal
-
-
-def _machine(notebook, where: str, fix: str) -> dict:
-    meta = notebook.metadata.get("modern_cnns")
-    if not meta:
-        raise StoredRunError(f"{where} has no `modern_cnns` metadata, so it was not executed by book.notebooks "
-                             f"and its numbers cannot be traced to a profile and machine; {fix}")
-    missing = [key for key in _MACHINE_KEYS if key not in meta]
-    if missing:
-        raise StoredRunError(f"{where}: its `modern_cnns` metadata lacks {', '.join(missing)}; {fix}")
-    return meta
+        record = runs.check(record)
+        recipe = runs.recipe_of(record)
+        epochs = record["history"]["epochs"]
+        runtime = record["runtime"]
+        if not epochs or epochs[-1].get("val_acc") is None:
+            raise runs.RunRecordError("its history has no epoch with a test accuracy")
+        imagenette = record["imagenette"]
+        return StoredRun(
+            chapter=chapter, cell=cell, recipe=recipe, options=dict(record["options"]), params=int(record["params"]),
+            train_images=int(record["train_images"]), test_accuracy=float(epochs[-1]["val_acc"]),
+            epochs=len(epochs), train_minutes=sum(float(e["seconds"]) for e in epochs) / 60,
+            imagenette_accuracy=None if imagenette is None else float(imagenette["val_acc"]),
+            profile=runtime["profile"], device=runtime["device"], cpu_capability=runtime["cpu_capability"],
+            cpu_count=runtime.get("cpu_count"), bf16=bool(runtime["bf16"]), executed_at=executed_at,
+            history=record["history"])
+    except (runs.RunRecordError, KeyError, TypeError, ValueError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise StoredRunError(f"{where}: its run record cannot be read ({detail}); {fix}") from None
 
 
 def read_chapter(path: Path) -> list[StoredRun]:
     """Every ``train_and_report`` run stored in the executed notebook ``path``, in order.
 
-    A run is three printed lines: ``Recipe(...)``, "N parameters, M training images" and, after the epochs,
-    "test accuracy A after E epochs, T min of training". A recipe without its result, a result without a
-    recipe, or a cell that calls ``train_and_report`` but holds no run, is refused.
+    A run is one output of MIME type ``book.runs.MIME``. A notebook not executed by ``book.notebooks``
+    (no ``modern_cnns`` metadata), a record that cannot be read, or a cell that calls ``train_and_report``
+    but holds no record, is refused with the fix.
     """
     path = Path(path)
     fix = FIX.format(path=path)
@@ -175,52 +127,21 @@ def read_chapter(path: Path) -> list[StoredRun]:
     except Exception as error:  # nbformat raises several kinds for a file that is not a notebook
         raise StoredRunError(f"{path} is not a readable notebook ({type(error).__name__}: {error}); "
                              f"restore it from git, then {fix}") from None
-    meta = None
-    runs: list[StoredRun] = []
+    found: list[StoredRun] = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
         where = f"{path}, cell {index}"
-        lines = [line.strip() for line in _stdout(cell).splitlines()]
-        found = 0
-        current = None  # the run being read: dict of what has been seen so far
-        for number, line in enumerate(lines):
-            if _RECIPE.match(line):
-                if current is not None:
-                    raise StoredRunError(f"{where}: the run of {current['recipe'].model!r} printed its recipe but "
-                                         f"no 'test accuracy' line before the next run began; {fix}")
-                recipe = _recipe(line, where, fix)
-                following = lines[number + 1] if number + 1 < len(lines) else ""
-                counts = _PARAMS.match(following)
-                if not counts:
-                    raise StoredRunError(f"{where}: the recipe of {recipe.model!r} is not followed by "
-                                         f"'N parameters, M training images' (found {following!r}); {fix}")
-                current = dict(recipe=recipe, params=int(counts[1].replace(",", "")),
-                               train_images=int(counts[2].replace(",", "")))
-            elif match := _RESULT.match(line):
-                if current is None:
-                    raise StoredRunError(f"{where}: {line!r} follows no Recipe(...) line; {fix}")
-                if meta is None:
-                    meta = _machine(notebook, str(path), fix)
-                imagenette = next((float(m[1]) for later in lines[number + 1:]
-                                   if (m := _IMAGENETTE.match(later))), None)
-                runs.append(StoredRun(
-                    chapter=path.stem, cell=index, recipe=current["recipe"],
-                    options=_call_options(cell.source, current["recipe"].model), params=current["params"],
-                    train_images=current["train_images"], test_accuracy=float(match[1]), epochs=int(match[2]),
-                    train_minutes=float(match[3]), imagenette_accuracy=imagenette, profile=meta["profile"],
-                    device=meta["device"], cpu_capability=meta["cpu_capability"], cpu_count=meta.get("cpu_count"),
-                    bf16=bool(meta.get("bf16", False)), executed_at=meta.get("executed_at", "")))
-                found += 1
-                current = None
-        if current is not None:
-            raise StoredRunError(f"{where}: the run of {current['recipe'].model!r} printed its recipe but no "
-                                 f"'test accuracy ... min of training' line (interrupted, or its output was "
-                                 f"cleared); {fix}")
-        if _calls_train_and_report(cell.source) and not found:
+        records = _records(cell)
+        if records and not notebook.metadata.get("modern_cnns"):
+            raise StoredRunError(f"{path} has no `modern_cnns` metadata, so it was not executed by book.notebooks "
+                                 f"and its numbers cannot be traced to a run; {fix}")
+        executed_at = notebook.metadata.get("modern_cnns", {}).get("executed_at", "")
+        found += [_stored_run(record, path.stem, index, executed_at, where, fix) for record in records]
+        if "train_and_report(" in cell.source and not records:
             raise StoredRunError(f"{where} calls train_and_report but holds no stored run (not executed, or "
                                  f"its output was cleared); {fix}")
-    return runs
+    return found
 
 
 def _executed(path: Path) -> bool:
@@ -232,24 +153,31 @@ def _executed(path: Path) -> bool:
         cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 
 
-def stored_runs(chapters_dir: Path | str | None = None, *, required=REQUIRED, pending=PENDING) -> StoredRuns:
-    """The runs of every ``required`` chapter and of every ``pending`` chapter that has been executed.
+def trained_chapters() -> tuple[str, ...]:
+    """The chapters that teach a registered architecture, in order: each trains its network once."""
+    return tuple(dict.fromkeys(spec.chapter for spec in models.specs()))
+
+
+def stored_runs(chapters_dir: Path | str | None = None, *, required=None, pending=()) -> StoredRuns:
+    """The runs of every ``required`` chapter (default: ``trained_chapters()``) and of every ``pending``
+    chapter that has been executed.
 
     A required chapter that is missing, not executed, or without any run is an error; a pending chapter
     (one being written) that is missing or not executed yet is listed in ``not_run`` instead.
     """
     folder = Path(chapters_dir) if chapters_dir is not None else CHAPTERS_DIR
+    required = trained_chapters() if required is None else tuple(required)
     result = StoredRuns()
     for stem in (*required, *pending):
         path = folder / f"{stem}.ipynb"
         if stem in pending and (not path.exists() or not _executed(path)):
             result.not_run.append(stem)
             continue
-        runs = read_chapter(path)
-        if stem in required and not runs:
+        found = read_chapter(path)
+        if stem in required and not found:
             raise StoredRunError(f"{path} holds no train_and_report run (the chapter should train its network); "
                                  f"{FIX.format(path=path)}")
-        result.runs.extend(runs)
+        result.runs.extend(found)
     return result
 
 
@@ -257,7 +185,7 @@ def stored_runs(chapters_dir: Path | str | None = None, *, required=REQUIRED, pe
 
 def trained_model(run: StoredRun) -> nn.Module:
     """The network that ``run`` trained, built again from its recipe and call options (untrained)."""
-    options = {**dict(run.recipe.options), **(run.options or {})}
+    options = {**dict(run.recipe.options), **run.options}
     if profiles.get_profile(run.profile).small_models:
         return models.build_small(run.model, 10, 1, **options)
     return models.build(run.model, 10, 1, **options)
@@ -288,25 +216,16 @@ class Architecture:
     note: str = ""             # what stands in the Fashion-MNIST column when there is no run
 
 
-ARCHITECTURES = (
-    Architecture("AlexNet", "alexnet", "alexnet", "alexnet", "01_alexnet"),
-    Architecture("VGG-11", "vgg11", "vgg11", "vgg11", "02_vgg"),
-    Architecture("VGG-16", "vgg16", "vgg16", None, "02_vgg", "not trained (ch. 2 trains VGG-11)"),
-    Architecture("NiN", "nin", "nin", "nin", "03_nin"),
-    Architecture("GoogLeNet", "googlenet", "googlenet", "googlenet", "04_googlenet"),
-    Architecture("BN-Inception", None, "bn_inception", None, "05_batchnorm", "no model (ch. 5 trains LeNet-BN)"),
-    Architecture("ResNet-18", "resnet18", "resnet18", "resnet18", "06_resnet"),
-    Architecture("ResNet-34", "resnet34", "resnet34", None, "06_resnet", "not trained (ch. 6 trains ResNet-18)"),
-    Architecture("ResNet-50", "resnet50", "resnet50", None, "06_resnet", "not trained (ch. 6 trains ResNet-18)"),
-    Architecture("DenseNet-121", "densenet121", "densenet121", "densenet121", "07_densenet"),
-    Architecture("ViT-B/16", "vit", "vit", "vit", "08_vit_coatnet"),
-    Architecture("CoAtNet-0", "coatnet", "coatnet", "coatnet", "08_vit_coatnet"),
-)
+def all_architectures() -> tuple[Architecture, ...]:
+    """Every architecture the specs list for the comparison (``Spec.compared``), in chapter order."""
+    return tuple(Architecture(c.label, c.model, c.paper, c.model if c.trained else None, spec.chapter, c.note)
+                 for spec in models.specs() for c in spec.compared)
 
 
-def build_all(architectures=ARCHITECTURES) -> dict[str, nn.Module]:
+def build_all(architectures=None) -> dict[str, nn.Module]:
     """{label: the paper configuration in eval mode} for every architecture that book.models has."""
-    return {a.label: models.build(a.model).eval() for a in architectures if a.model is not None}
+    chosen = all_architectures() if architectures is None else architectures
+    return {a.label: models.build(a.model).eval() for a in chosen if a.model is not None}
 
 
 def costs(networks: dict[str, nn.Module], image: tuple[int, ...] = IMAGE) -> dict[str, dict[str, int]]:
@@ -350,12 +269,12 @@ class Row:
 
 
 def comparison(runs: StoredRuns, measured: dict[str, dict[str, int]],
-               times: dict[str, list[float]] | None = None, architectures=ARCHITECTURES,
+               times: dict[str, list[float]] | None = None, architectures=None,
                reference: str = "AlexNet") -> list[Row]:
     """One ``Row`` per architecture; latency as the median of ``times`` and its ratio to ``reference``'s."""
     medians = {label: statistics.median(values) for label, values in (times or {}).items()}
     rows = []
-    for arch in architectures:
+    for arch in (all_architectures() if architectures is None else architectures):
         row = Row(arch, papers.IMAGENET[arch.paper])
         if arch.label in measured:
             row.params, row.macs = measured[arch.label]["params"], measured[arch.label]["macs"]

@@ -189,7 +189,7 @@ def progress(items, desc: str, quiet: bool = False):
     """``items`` with a progress bar, unless ``quiet`` or in a stored run (the book has no kernel for a widget)."""
     from tqdm.auto import tqdm
 
-    from .train import stored_run
+    from .runtime import stored_run
 
     return tqdm(items, desc=desc, disable=quiet or stored_run())
 

@@ -23,13 +23,6 @@ from torch import nn
 
 from . import models, summary
 
-# How deep (in calls of forward, as torchview counts) to open each architecture so that its boxes are the
-# paper's units: layers for AlexNet, VGG and NiN (an mlpconv is one box), the stem and each inception
-# block for GoogLeNet (its ModuleDict of blocks is iterated, not called), stages for
-# ResNet, ViT and CoAtNet, dense blocks and transitions for DenseNet. Any other model: its children.
-DEPTHS = {models.AlexNet: 2, models.VGG: 2, models.NiN: 2, models.GoogLeNet: 1, models.ResNet: 1,
-          models.DenseNet: 2, models.ViT: 1, models.CoAtNet: 1}
-
 # Layers that keep the shape of their input are written into the box before them instead of a box of their own.
 _FOLDED = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.LayerNorm,
            nn.LocalResponseNorm)
@@ -124,7 +117,8 @@ def architecture_diagram(model: nn.Module, input_size: tuple[int, ...], *, depth
                          title: str | None = None, direction: str = "TB") -> SVG:
     """A block diagram of ``model`` for an input of ``input_size`` (with the batch dimension), as inline SVG.
 
-    One box per module ``depth`` levels down (per-architecture defaults in ``DEPTHS``), named as in the
+    One box per module ``depth`` levels down (default: the ``diagram_depth`` of the architecture's ``Spec``,
+    whose boxes are the paper's units; 1, the children, for any other model), named as in the
     paper, with what it does and its output shape C×H×W; shape-keeping layers are folded into the box
     before them. ``direction`` is graphviz's rankdir ("TB" top to bottom, "LR" left to right).
     The returned ``IPython.display.SVG`` shows itself in a notebook; its ``.data`` is the SVG text and
@@ -134,7 +128,8 @@ def architecture_diagram(model: nn.Module, input_size: tuple[int, ...], *, depth
         raise GraphvizNotFound("architecture_diagram needs Graphviz's `dot` program to render: install Graphviz "
                                "(apt-get install graphviz / brew install graphviz / conda install graphviz)")
     if depth is None:
-        depth = next((d for cls, d in DEPTHS.items() if isinstance(model, cls)), 1)
+        spec = models.spec_of(model)
+        depth = spec.diagram_depth if spec is not None else 1
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     traced = torchview.draw_graph(model, input_size=input_size, depth=depth, device=device, mode="eval")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import torch
 from torch import nn
 
 from . import data, models
-from .profiles import Recipe, get_profile, recipe
-from .train import History, default_device, fit, seed_everything
+from .profiles import Recipe, recipe
+from .runtime import Runtime
+from .train import History, fit, seed_everything
 
 
 @dataclass
@@ -18,25 +18,32 @@ class Experiment:
     train: data.DeviceLoader
     test: data.DeviceLoader
     recipe: Recipe
-    profile: str
+    runtime: Runtime
     dataset: str
+    options: dict        # the model options given to prepare itself (beyond the recipe's)
+
+    @property
+    def profile(self) -> str:
+        return self.runtime.profile.name
 
 
-def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fashion-mnist",
-            device: torch.device | str | None = None, seed: int = 0, epochs: int | None = None,
-            batch_size: int | None = None, **model_options) -> Experiment:
-    """The model of ``model_name`` and its data, as the profile's recipe says.
+def prepare(model_name: str, runtime: Runtime, *, dataset: str = "fashion-mnist", seed: int = 0,
+            epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
+            **model_options) -> Experiment:
+    """The model of ``model_name`` and its data, as the runtime's profile's recipe says.
 
     The small profiles use the small-image configuration of ``book.models``; the gpu profile the
     paper's. ``model_options`` override the recipe's model options (``head="fc"`` for NiN, say).
     """
-    prof = get_profile(profile)
+    prof = runtime.profile
     rec = recipe(model_name, prof.name)
     if epochs is not None:
         rec = replace(rec, epochs=epochs)
     if batch_size is not None:  # the global batch: under torchrun each process takes its share
         rec = replace(rec, batch_size=batch_size)
-    device = torch.device(device or default_device())
+    if lr is not None:  # every hyperparameter a command line changes goes into the recipe, which run follows
+        rec = replace(rec, lr=lr)
+    device = runtime.device
     if dataset == "fashion-mnist":
         train_set = data.fashion_mnist("train").per_class(prof.train_per_class)
         test_set = data.fashion_mnist("test").per_class(prof.test_per_class)
@@ -59,14 +66,15 @@ def prepare(model_name: str, profile: str | None = None, *, dataset: str = "fash
     common = dict(resolution=rec.resolution, device=device, channels_last=True)
     train = data.DeviceLoader(train_set, rec.batch_size, shuffle=True, augment=rec.augment, seed=seed, **common)
     test = data.DeviceLoader(test_set, 512, **common)
-    return Experiment(model, train, test, rec, prof.name, dataset)
+    return Experiment(model, train, test, rec, runtime, dataset, dict(model_options))
 
 
 def run(experiment: Experiment, **fit_options) -> History:
     """Train an experiment with its recipe's optimiser settings (``fit_options`` override them)."""
     rec = experiment.recipe
     settings = dict(epochs=rec.epochs, optimizer=rec.optimizer, lr=rec.lr, weight_decay=rec.weight_decay,
-                    label_smoothing=rec.label_smoothing,
+                    label_smoothing=rec.label_smoothing, device=experiment.runtime.device,
+                    bf16=experiment.runtime.bf16, stored=experiment.runtime.stored,
                     meta={"model_name": rec.model, "profile": experiment.profile, "dataset": experiment.dataset,
                           "resolution": rec.resolution, "train_images": experiment.train.dataset_size,
                           "test_images": experiment.test.dataset_size})

@@ -3,7 +3,7 @@
 Outputs stored in the book come only from this: each notebook runs top to bottom in a fresh
 kernel, in the machine's profile, and its metadata records the profile, device, versions and time.
 
-The kernel runs with ``BOOK_STORED_RUN=1`` (:data:`book.train.STORED_RUN`): its outputs are for a static
+The kernel runs with ``BOOK_STORED_RUN=1`` (:data:`book.runtime.STORED_RUN`): its outputs are for a static
 page, so ``fit`` shows text progress and one final figure, and ``viz.feature_explorer`` is plain HTML and
 JavaScript; no widget state is stored. A notebook is skipped when its stored fingerprint (code cells,
 the ``book`` package's sources, profile, CPU capability and bf16 setting) matches the current one;
@@ -28,7 +28,7 @@ import torchvision
 from nbclient import NotebookClient
 
 from .profiles import default_profile
-from .train import STORED_RUN, default_bf16, default_device
+from .runtime import STORED_RUN, default_bf16, default_device
 
 BOOK_SOURCES = Path(__file__).resolve().parent
 
@@ -79,20 +79,11 @@ def execute(path: Path, profile: str | None = None, timeout: int = 900) -> float
     env = {"BOOK_PROFILE": profile, STORED_RUN: "1", "TQDM_DISABLE": "1"}  # TQDM_DISABLE: terminal bars of other code
     if os.environ.get("BOOK_DATA_DIR"):  # the kernel runs in the notebook's folder: pass an absolute path
         env["BOOK_DATA_DIR"] = str(Path(os.environ["BOOK_DATA_DIR"]).resolve())
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        started = time.perf_counter()
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-        seconds = time.perf_counter() - started
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    started = time.perf_counter()
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute(env={**os.environ, **env})  # the kernel's environment; this process's own is left as it is
+    seconds = time.perf_counter() - started
     if notebook.metadata.pop("widgets", None) is not None:  # a widget shown despite the stored run: it would be dead
         widget_cells = [i for i, cell in enumerate(notebook.cells) if any(
             "application/vnd.jupyter.widget-view+json" in output.get("data", {}) for output in cell.get("outputs", []))]

@@ -53,37 +53,9 @@ class Recipe:
     options: tuple = ()  # extra model options as (key, value) pairs, kept hashable
 
 
-# CPU recipes: sized so that `fit` takes at most about 5 minutes on the floor machine (2 cores, AVX2 only).
-_CPU: dict[str, dict] = {
-    "lenet": dict(epochs=10, batch_size=128, lr=0.9),
-    "lenet_bn": dict(epochs=8, batch_size=128, lr=0.1),
-    "alexnet": dict(epochs=5, batch_size=128, lr=0.03),
-    "vgg11": dict(epochs=8, batch_size=128, lr=0.05),
-    "nin": dict(epochs=6, batch_size=128, lr=0.1),
-    "googlenet": dict(epochs=3, batch_size=128, lr=0.05),
-    # 3 epochs at batch 64 reach what 4 at batch 128 did (twice the steps per epoch, at the same cost per image
-    # on the CPU), 1.32× faster end to end on the AVX2 floor over 3 seeds (benchmarks/cpu_recipe.py).
-    "resnet18": dict(epochs=3, batch_size=64, lr=0.1),
-    "densenet121": dict(epochs=1, batch_size=128, lr=0.1),  # concatenation makes it the slowest per parameter
-    # ViT and CoAtNet share one chapter, with two claim studies: 2 epochs and 1 keep it within 10 minutes.
-    "vit": dict(epochs=2, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
-    "coatnet": dict(epochs=1, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
-}
-# GPU recipes: D2L's resolutions, epochs and learning rates for the full-size models.
-_GPU: dict[str, dict] = {
-    "lenet": dict(resolution=28, epochs=10, batch_size=256, lr=0.9),
-    "lenet_bn": dict(resolution=28, epochs=10, batch_size=256, lr=0.1),
-    "alexnet": dict(resolution=224, epochs=10, batch_size=128, lr=0.01),
-    "vgg11": dict(resolution=224, epochs=10, batch_size=128, lr=0.05, options=(("width", 0.25),)),
-    "nin": dict(resolution=224, epochs=10, batch_size=128, lr=0.05),
-    "googlenet": dict(resolution=96, epochs=10, batch_size=128, lr=0.01, options=(("aux", True),)),  # §5
-    "resnet18": dict(resolution=96, epochs=10, batch_size=256, lr=0.05),
-    "densenet121": dict(resolution=96, epochs=10, batch_size=256, lr=0.1),
-    "vit": dict(resolution=96, epochs=10, batch_size=128, lr=1e-3, optimizer="adamw", weight_decay=0.05,
-                options=(("image_size", 96), ("patch_size", 16), ("dim", 512), ("depth", 2), ("heads", 8), ("mlp_dim", 2048))),
-    "coatnet": dict(resolution=96, epochs=10, batch_size=128, lr=1e-3, optimizer="adamw", weight_decay=0.05,
-                    options=(("image_size", 96),)),
-}
+# The recipes themselves live in each architecture's ``Spec`` (``book.models.spec``), beside its model:
+# ``cpu`` sized so that ``fit`` takes at most about 5 minutes on the floor machine (2 cores, AVX2 only), on the
+# small configuration; ``gpu`` D2L's resolutions, epochs and learning rates for the paper's configuration.
 
 
 def default_profile() -> str:
@@ -105,25 +77,17 @@ def get_profile(name: str | None = None) -> Profile:
 
 
 def recipe(model: str, profile: str | None = None) -> Recipe:
-    """The Fashion-MNIST recipe of ``model`` (any name of ``book.models``) in a profile."""
+    """The Fashion-MNIST recipe of ``model`` (any name of ``book.models``) in a profile.
+
+    Every name of a family trains with the family's recipe: vgg16 like vgg11, resnet50 like resnet18."""
     prof = get_profile(profile)
-    family = _family(model)
+    spec = models.spec_for(model)
     if prof.small_models:
-        settings = dict(_CPU[family])
+        settings = dict(spec.cpu)
         settings.setdefault("resolution", models.small_resolution(model))
     else:
-        settings = dict(_GPU[family])
+        settings = dict(spec.gpu)
     result = Recipe(model=model, **settings)
     if prof.name == "smoke":
         result = replace(result, epochs=1)
     return result
-
-
-def _family(model: str) -> str:
-    """The recipe key of a model name: vgg16 trains like vgg11, resnet50 like resnet18, and so on."""
-    for prefix, key in (("vgg", "vgg11"), ("resnet", "resnet18"), ("densenet", "densenet121")):
-        if model.startswith(prefix):
-            return key
-    if model not in _CPU:
-        raise KeyError(f"no recipe for {model!r}; known: {', '.join(_CPU)}")
-    return model

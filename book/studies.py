@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train import evaluate
+from .train import evaluate, train_step
 
 
 def _batches(loader):
@@ -24,13 +24,8 @@ def _batches(loader):
 
 
 def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """One step on the cross-entropy of a batch; returns the batch's logits (from before the step)."""
-    output = model(x)
-    loss = F.cross_entropy(output, y)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return output
+    """One step of ``train.train_step`` (fit's own) on a batch; returns the batch's logits from before it."""
+    return train_step(model, opt, x, y)[1]
 
 
 @torch.no_grad()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -18,46 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed
-
-
-def default_device() -> torch.device:
-    """This process's GPU under torchrun, else CUDA if present, then Apple's MPS, then the CPU."""
-    own_gpu = distributed.local_device()
-    if own_gpu is not None:
-        return own_gpu
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which the CPU has no bf16 instructions to use.
-_NO_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is the fast path on ``device``: on CUDA, and on CPUs whose bf16 instructions
-    (avx512_bf16 or AMX) are present and not capped by ``ATEN_CPU_CAPABILITY``/``ONEDNN_MAX_CPU_ISA``.
-    Measured in benchmarks/cpu_speed.py: 1.42× the fp32 training speed on a 2-core AVX-512-bf16 EPYC."""
-    if device.type == "cuda":
-        return True
-    if device.type != "cpu":
-        return False
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _NO_BF16_ISAS:
-        return False
-    capability = torch.backends.cpu.get_cpu_capability()
-    has_bf16 = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return capability.startswith("AVX512") and has_bf16
-
-
-def default_bf16(device: torch.device) -> bool:
-    """``BOOK_BF16=1`` or ``0`` if set (bf16 rounds differently with each batch's makeup, so exact
-    comparisons run in fp32), else :func:`native_bf16`."""
-    chosen = os.environ.get("BOOK_BF16")
-    if chosen not in (None, "", "0", "1"):
-        raise ValueError(f"BOOK_BF16={chosen!r}: use 1 (bf16 autocast), 0 (fp32), or leave it unset (automatic)")
-    return native_bf16(device) if not chosen else chosen == "1"
+from .runtime import default_bf16, default_device, stored_run
 
 
 def seed_everything(seed: int) -> None:
@@ -205,16 +165,6 @@ def _in_notebook() -> bool:
         return False
 
 
-STORED_RUN = "BOOK_STORED_RUN"
-
-
-def stored_run() -> bool:
-    """Whether this process runs a notebook whose outputs will be stored (``BOOK_STORED_RUN=1``, which
-    ``python -m book.notebooks`` gives the kernel). Nobody watches such a run and the rendered book has no
-    kernel, so: no widgets (no tqdm bars, a static feature explorer) and one final figure, not a live one."""
-    return os.environ.get(STORED_RUN, "").strip() not in ("", "0")
-
-
 class _LivePlot:
     """A loss/accuracy figure redrawn in place after every epoch (notebooks only). With ``static=True``
     (stored runs) nothing is shown until :meth:`close`, which shows the finished figure once."""
@@ -251,44 +201,59 @@ def _save_checkpoint(path: Path, **state) -> None:
     partial.replace(path)  # atomic: an interrupted save never replaces a good checkpoint
 
 
-def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimizer: str = "sgd", lr: float = 0.05,
-        momentum: float = 0.9, weight_decay: float = 5e-4, schedule: str | None = "onecycle",
-        label_smoothing: float = 0.0, clip_grad_norm: float | None = None, aux_weight: float = 0.3,
-        seed: int = 0, device: torch.device | str | None = None, bf16: bool | None = None,
-        channels_last: bool | None = None, compile: bool = False, checkpoint: str | Path | None = None,
-        resume: bool = False, progress: bool = True, live_plot: bool | None = None,
-        callbacks: Iterable[Callable[[EpochRecord], None]] = (), meta: dict | None = None) -> History:
-    """Train ``model`` for ``epochs`` passes over ``train_loader`` and return its :class:`History`.
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, *,
+               bf16: bool = False, label_smoothing: float = 0.0, aux_weight: float = 0.3,
+               clip_grad_norm: float | None = None, schedule=None,
+               world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on the cross-entropy of a batch; returns (loss, logits), both from before the step.
 
-    - The device is the loader's (or :func:`default_device`); bf16 autocast is on by default where it is
-      the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16 instructions; ``BOOK_BF16`` overrides);
-      channels_last memory format is on by default (measured faster for convolutions on this 2-core CPU too).
-    - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
-      same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
-    - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the cause.
-    - Under torchrun (``book.distributed``) the model trains with DDP, the loader's batch is the global
-      batch, and only rank 0 shows progress and writes the checkpoint. On GPUs BatchNorm becomes
-      SyncBatchNorm; on the CPU (gloo) each process normalises its own share of the batch.
-    """
-    stored = stored_run()
-    if stored:  # no widget bars in stored outputs: the per-epoch lines below are the progress
-        from tqdm.std import tqdm
+    The one step of ``fit``, of the studies (``book.studies``) and of ``steps_to_reach``, so that a claim
+    measured step by step trains exactly as the chapter's network does."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss, logits = _loss_and_logits(model, x, y, label_smoothing, aux_weight)
+    opt.zero_grad(set_to_none=True)
+    if world > 1:  # DDP averages the processes' gradients: weight each by its share of the batch
+        share = torch.tensor(float(len(y)), device=x.device)
+        (loss * (share * world / distributed.all_sum(share)[0].to(loss.dtype))).backward()
     else:
-        from tqdm.auto import tqdm
+        loss.backward()
+    if clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    opt.step()
+    if schedule is not None:
+        schedule.step()
+    return loss, logits
 
+
+@dataclass
+class _Training:
+    """What one call of ``fit`` sets up once and every epoch uses."""
+
+    model: nn.Module        # the network itself (its state dict is what a checkpoint keeps)
+    step_model: nn.Module   # what the steps call: the model, or its DDP / compiled wrapper
+    opt: torch.optim.Optimizer
+    sched: object
+    device: torch.device
+    bf16: bool
+    world: int
+    main: bool
+    steps_per_epoch: int
+
+
+def _setup(model: nn.Module, train_loader, *, epochs: int, optimizer: str, lr: float, momentum: float,
+           weight_decay: float, schedule: str | None, seed: int, device, bf16: bool | None,
+           channels_last: bool | None, compile: bool) -> _Training:
+    """Device, precision, memory format, DDP, optimiser and schedule: everything before the first step."""
     device = torch.device(device or getattr(train_loader, "device", None) or default_device())
     bf16 = default_bf16(device) if bf16 is None else bf16
     channels_last = True if channels_last is None else channels_last  # faster convolutions on CUDA and oneDNN alike
     distributed.setup(device)
-    world, main = distributed.world_size(), distributed.is_main()
+    world = distributed.world_size()
     batch = getattr(train_loader, "batch_size", None)
     if world > 1 and batch is not None and batch < world:
         raise ValueError(f"the global batch ({batch}) is smaller than the number of processes ({world}): "
                          f"some would get no images; use --batch-size {world} or more")
-    progress = progress and main
-    live_plot = (_in_notebook() if live_plot is None else live_plot) and main
     torch.manual_seed(seed + distributed.rank())  # dropout masks differ between processes, as their data does
-
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -301,79 +266,135 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
     opt = _make_optimizer(model, optimizer, lr, momentum, weight_decay)
     steps_per_epoch = len(train_loader)
     sched = _make_schedule(opt, schedule, lr, epochs * steps_per_epoch)
-    history = History(meta={"model": type(model).__name__, "device": str(device), "epochs": epochs, "lr": lr,
-                            "optimizer": optimizer, "schedule": schedule, "bf16": bf16,
-                            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "processes": world,
-                            "global_batch": batch, "batch_per_process": batch // world if batch else None,
-                            **(meta or {})})
+    return _Training(model, step_model, opt, sched, device, bf16, world, distributed.is_main(), steps_per_epoch)
 
+
+def _resume(training: _Training, checkpoint: Path, train_loader) -> tuple[History, int]:
+    """Restore model, optimiser, schedule, data order and random state; returns the history and next epoch."""
+    # On the CPU: RNG and generator states must be CPU byte tensors; the states below move themselves.
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    training.model.load_state_dict(state["model"])
+    training.opt.load_state_dict(state["optimizer"])
+    training.sched.load_state_dict(state["schedule"])
+    world = training.world
+    saved_world = len(state.get("loader_per_rank") or [None])
+    if saved_world != world:
+        warnings.warn(f"resuming on {world} process(es) from a checkpoint of {saved_world}: every process "
+                      "continues from rank 0's data order and random state, so the run is not exact")
+    mine = distributed.rank() if saved_world == world else 0
+
+    def own(name: str):  # this process's saved state: its rank's, or the one state of an older checkpoint
+        states = state.get(f"{name}_per_rank") or [state.get(name)]
+        return states[min(mine, len(states) - 1)]
+
+    if hasattr(train_loader, "load_state_dict"):
+        train_loader.load_state_dict(own("loader"))
+    torch.set_rng_state(own("rng_cpu"))
+    if training.device.type == "cuda" and own("rng_cuda") is not None:
+        torch.cuda.set_rng_state(own("rng_cuda"), training.device)
+    return History.from_dict(state["history"]), state["epoch"]
+
+
+def _train_epoch(training: _Training, train_loader, epoch: int, epochs: int, bar, *, label_smoothing: float,
+                 aux_weight: float, clip_grad_norm: float | None, checkpoint: Path | None,
+                 history: History) -> tuple[float, float, int]:
+    """One pass over ``train_loader``; returns the mean training loss, accuracy and images over every process."""
+    training.model.train()
+    device, world = training.device, training.world
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0  # in this process; the record sums every process's figures
+    for step, (x, y) in enumerate(bar):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        loss, logits = train_step(training.step_model, training.opt, x, y, bf16=training.bf16,
+                                  label_smoothing=label_smoothing, aux_weight=aux_weight,
+                                  clip_grad_norm=clip_grad_norm, schedule=training.sched, world=world)
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.detach().argmax(1) == y).sum()
+        seen += len(y)
+        # Reading the loss forces a device sync, so look only every 20 steps and at the end.
+        if step % 20 == 19 or step == training.steps_per_epoch - 1:
+            mean_loss = loss_sum.item() / seen
+            finite = torch.tensor(float(math.isfinite(mean_loss)), device=device)
+            if distributed.all_sum(finite)[0].item() < world:  # every process stops together
+                raise NonFiniteLossError(_nan_message(epoch, step, training.opt, checkpoint, training.bf16), history)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}", refresh=False)
+    bar.close()
+    loss_sum, correct, seen = (t.item() for t in distributed.all_sum(loss_sum, correct,
+                                                                     torch.tensor(seen, device=device)))
+    return loss_sum / seen, correct / seen, seen
+
+
+def _save(training: _Training, checkpoint: Path, train_loader, epoch: int, history: History) -> None:
+    """Every process's data order and random state, and (rank 0) the model, optimiser and schedule."""
+    device = training.device
+    loaders = distributed.gather(train_loader.state_dict() if hasattr(train_loader, "state_dict") else None)
+    rngs = distributed.gather(torch.get_rng_state())
+    cuda_rngs = distributed.gather(torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+    if training.main:
+        _save_checkpoint(checkpoint, model=training.model.state_dict(), optimizer=training.opt.state_dict(),
+                         schedule=training.sched.state_dict(), epoch=epoch, history=history.to_dict(),
+                         loader=loaders[0], rng_cpu=rngs[0], rng_cuda=cuda_rngs[0],
+                         loader_per_rank=loaders, rng_cpu_per_rank=rngs, rng_cuda_per_rank=cuda_rngs)
+    distributed.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
+
+
+def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimizer: str = "sgd", lr: float = 0.05,
+        momentum: float = 0.9, weight_decay: float = 5e-4, schedule: str | None = "onecycle",
+        label_smoothing: float = 0.0, clip_grad_norm: float | None = None, aux_weight: float = 0.3,
+        seed: int = 0, device: torch.device | str | None = None, bf16: bool | None = None,
+        channels_last: bool | None = None, compile: bool = False, checkpoint: str | Path | None = None,
+        resume: bool = False, progress: bool = True, live_plot: bool | None = None, stored: bool | None = None,
+        callbacks: Iterable[Callable[[EpochRecord], None]] = (), meta: dict | None = None) -> History:
+    """Train ``model`` for ``epochs`` passes over ``train_loader`` and return its :class:`History`.
+
+    - The device is the loader's (or :func:`default_device`); bf16 autocast is on by default where it is
+      the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16 instructions; ``BOOK_BF16`` overrides);
+      channels_last memory format is on by default (measured faster for convolutions on this 2-core CPU too).
+      A chapter passes its ``Runtime``'s device, bf16 and ``stored`` (``experiment.run`` does).
+    - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
+      same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
+    - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the cause.
+    - Under torchrun (``book.distributed``) the model trains with DDP, the loader's batch is the global
+      batch, and only rank 0 shows progress and writes the checkpoint. On GPUs BatchNorm becomes
+      SyncBatchNorm; on the CPU (gloo) each process normalises its own share of the batch.
+    """
+    stored = stored_run() if stored is None else stored
+    if stored:  # no widget bars in stored outputs: the per-epoch lines below are the progress
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+
+    training = _setup(model, train_loader, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, schedule=schedule, seed=seed, device=device, bf16=bf16,
+                      channels_last=channels_last, compile=compile)
+    progress = progress and training.main
+    live_plot = (_in_notebook() if live_plot is None else live_plot) and training.main
+    batch = getattr(train_loader, "batch_size", None)
+    history = History(meta={"model": type(model).__name__, "device": str(training.device), "epochs": epochs,
+                            "lr": lr, "optimizer": optimizer, "schedule": schedule, "bf16": training.bf16,
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "processes": training.world,
+                            "global_batch": batch, "batch_per_process": batch // training.world if batch else None,
+                            **(meta or {})})
     start_epoch = 0
     checkpoint = Path(checkpoint) if checkpoint else None
     if resume and checkpoint and checkpoint.exists():
-        # On the CPU: RNG and generator states must be CPU byte tensors; the states below move themselves.
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["schedule"])
-        saved_world = len(state.get("loader_per_rank") or [None])
-        if saved_world != world:
-            warnings.warn(f"resuming on {world} process(es) from a checkpoint of {saved_world}: every process "
-                          "continues from rank 0's data order and random state, so the run is not exact")
-        mine = distributed.rank() if saved_world == world else 0
-
-        def own(name: str):  # this process's saved state: its rank's, or the one state of an older checkpoint
-            states = state.get(f"{name}_per_rank") or [state.get(name)]
-            return states[min(mine, len(states) - 1)]
-
-        if hasattr(train_loader, "load_state_dict"):
-            train_loader.load_state_dict(own("loader"))
-        torch.set_rng_state(own("rng_cpu"))
-        if device.type == "cuda" and own("rng_cuda") is not None:
-            torch.cuda.set_rng_state(own("rng_cuda"), device)
-        history = History.from_dict(state["history"])
-        start_epoch = state["epoch"]
+        history, start_epoch = _resume(training, checkpoint, train_loader)
 
     plot = _LivePlot(static=stored) if live_plot else None
     try:
         for epoch in range(start_epoch, epochs):
-            model.train()
             started = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0  # in this process; the record sums every process's figures
-            bar = tqdm(train_loader, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress or stored,
-                       leave=False, unit="batch", mininterval=_bar_interval())
-            for step, (x, y) in enumerate(bar):
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    loss, logits = _loss_and_logits(step_model, x, y, label_smoothing, aux_weight)
-                opt.zero_grad(set_to_none=True)
-                if world > 1:  # DDP averages the processes' gradients: weight each by its share of the batch
-                    share = torch.tensor(float(len(y)), device=device)
-                    (loss * (share * world / distributed.all_sum(share)[0].to(loss.dtype))).backward()
-                else:
-                    loss.backward()
-                if clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                opt.step()
-                sched.step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.detach().argmax(1) == y).sum()
-                seen += len(y)
-                # Reading the loss forces a device sync, so look only every 20 steps and at the end.
-                if step % 20 == 19 or step == steps_per_epoch - 1:
-                    mean_loss = loss_sum.item() / seen
-                    finite = torch.tensor(float(math.isfinite(mean_loss)), device=device)
-                    if distributed.all_sum(finite)[0].item() < world:  # every process stops together
-                        raise NonFiniteLossError(_nan_message(epoch, step, opt, checkpoint, bf16), history)
-                    bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{correct.item() / seen:.3f}", refresh=False)
-            bar.close()
+            bar = tqdm(train_loader, total=training.steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                       disable=not progress or stored, leave=False, unit="batch", mininterval=_bar_interval())
+            train_loss, train_acc, seen = _train_epoch(
+                training, train_loader, epoch, epochs, bar, label_smoothing=label_smoothing, aux_weight=aux_weight,
+                clip_grad_norm=clip_grad_norm, checkpoint=checkpoint, history=history)
             train_seconds = time.perf_counter() - started
-            loss_sum, correct, seen = (t.item() for t in distributed.all_sum(loss_sum, correct,
-                                                                             torch.tensor(seen, device=device)))
-            val_loss, val_acc = evaluate(model, val_loader, bf16=bf16) if val_loader is not None else (None, None)
-            record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val_loss, val_acc,
-                                 seen / train_seconds, time.perf_counter() - started, opt.param_groups[0]["lr"])
+            val_loss, val_acc = evaluate(training.model, val_loader, bf16=training.bf16) \
+                if val_loader is not None else (None, None)
+            record = EpochRecord(epoch + 1, train_loss, train_acc, val_loss, val_acc, seen / train_seconds,
+                                 time.perf_counter() - started, training.opt.param_groups[0]["lr"])
             history.records.append(record)
             if progress:
                 val = f", val loss {val_loss:.3f}, val acc {val_acc:.3f}" if val_acc is not None else ""
@@ -381,15 +402,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
                            f"train acc {record.train_acc:.3f}{val}, {record.images_per_s:,.0f} img/s, "
                            f"{record.seconds:.1f} s")
             if checkpoint:
-                loaders = distributed.gather(train_loader.state_dict() if hasattr(train_loader, "state_dict") else None)
-                rngs = distributed.gather(torch.get_rng_state())
-                cuda_rngs = distributed.gather(torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
-                if main:
-                    _save_checkpoint(checkpoint, model=model.state_dict(), optimizer=opt.state_dict(),
-                                     schedule=sched.state_dict(), epoch=epoch + 1, history=history.to_dict(),
-                                     loader=loaders[0], rng_cpu=rngs[0], rng_cuda=cuda_rngs[0],
-                                     loader_per_rank=loaders, rng_cpu_per_rank=rngs, rng_cuda_per_rank=cuda_rngs)
-                distributed.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
+                _save(training, checkpoint, train_loader, epoch + 1, history)
             if plot:
                 plot.update(history)
             for callback in callbacks:
@@ -427,11 +440,7 @@ def steps_to_reach(model: nn.Module, loader, train_error: float, *, max_steps: i
     step = 0
     while step < max_steps:
         for x, y in loader:
-            output = model(x)
-            loss = F.cross_entropy(output, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            _, output = train_step(model, opt, x, y)
             step += 1
             recent = (recent + [(output.argmax(1) != y).float().mean().item()])[-window:]
             if len(recent) == window and sum(recent) / window <= train_error:

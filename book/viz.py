@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .train import stored_run
+from .runtime import stored_run
 
 COLUMN_PX = 688  # the book's text column in CSS pixels (Jupyter Book 1.x, pydata theme, wide screen)
 MIN_LABEL_PT = 9.0

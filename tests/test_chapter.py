@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from book import chapter, models
+from book.runtime import Runtime
 
 
 def test_verdict_needs_the_difference_to_exceed_the_spread():
@@ -68,15 +69,15 @@ def test_figure1_cnn_has_four_layers_and_the_papers_initialisation():
 
 
 def test_probe_filters_are_cached_and_shared_by_chapters_with_the_same_conv1(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("BOOK_PROFILE", "smoke")
+    runtime = Runtime.detect("smoke")
     real = chapter._probe_cache
     monkeypatch.setattr(chapter, "_probe_cache", lambda *a: tmp_path / real(*a).name)
-    googlenet = chapter.first_layer_filters("googlenet")
+    googlenet = chapter.first_layer_filters("googlenet", runtime=runtime)
     assert "probe: 1 epochs" in capsys.readouterr().out and len(list(tmp_path.iterdir())) == 1
-    resnet = chapter.first_layer_filters("resnet18")  # the same 7×7/2, 64-channel conv1
+    resnet = chapter.first_layer_filters("resnet18", runtime=runtime)  # the same 7×7/2, 64-channel conv1
     assert "loaded from the cache" in capsys.readouterr().out
     assert torch.equal(googlenet.weight, resnet.weight)
-    chapter.first_layer_filters("alexnet")  # 11×11/4, 96 channels: a probe of its own
+    chapter.first_layer_filters("alexnet", runtime=runtime)  # 11×11/4, 96 channels: a probe of its own
     assert len(list(tmp_path.iterdir())) == 2
 
 
@@ -121,8 +122,7 @@ def test_training_error_curve_and_gradient_norms_measure_a_real_network():
 
 def test_train_subset_trains_on_the_first_images_of_each_class(monkeypatch):
     """Real Fashion-MNIST, a tiny network: only ``per_class`` changes the data, and the record is complete."""
-    monkeypatch.setenv("BOOK_PROFILE", "smoke")
-    study = chapter.Study(resolution=28)
+    study = chapter.Study(Runtime.detect("smoke"), resolution=28)
     seen = []
 
     def build():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from book import data, models
+from book.runtime import Runtime
 from book.train import NonFiniteLossError, fit, seed_everything
 from conftest import REPO
 
@@ -97,7 +98,7 @@ def test_imagenette_experiment_runs_in_the_smoke_profile():
     """The gpu profile's Imagenette path, exercised small on the CPU with real Imagenette images."""
     from book.experiment import prepare, run
 
-    experiment = prepare("resnet18", "smoke", dataset="imagenette")
+    experiment = prepare("resnet18", Runtime.detect("smoke"), dataset="imagenette")
     assert experiment.train.dataset_size == 300 and experiment.train.images.shape[1] == 3
     assert experiment.train.classes[0] == "tench"
     history = run(experiment, progress=False, live_plot=False)
@@ -110,7 +111,7 @@ def test_gpu_profile_recipes_build_and_step_on_the_cpu(name):
     """No GPU here: check that each gpu-profile recipe (paper model, D2L resolution) builds and trains a step."""
     from book.experiment import prepare
 
-    experiment = prepare(name, "gpu", device="cpu")
+    experiment = prepare(name, Runtime.detect("gpu", "cpu"))
     x, y = next(iter(experiment.train))
     assert x.shape[-1] == experiment.recipe.resolution
     output = experiment.model(x[:2])
@@ -120,7 +121,7 @@ def test_gpu_profile_recipes_build_and_step_on_the_cpu(name):
 
 
 def test_bf16_is_the_default_only_where_the_cpu_has_it(monkeypatch):
-    from book.train import native_bf16
+    from book.runtime import native_bf16
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the floor machine, emulated: no bf16 instructions
     assert native_bf16(torch.device("cpu")) is False
@@ -132,7 +133,7 @@ def test_bf16_is_the_default_only_where_the_cpu_has_it(monkeypatch):
 
 
 def test_book_bf16_overrides_the_default(monkeypatch):
-    from book.train import default_bf16
+    from book.runtime import default_bf16
 
     monkeypatch.setenv("BOOK_BF16", "0")
     assert default_bf16(torch.device("cuda")) is False

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from .init import he_init
+from . import naming
+from .spec import Compared, Spec, register
 
 
 # The paper's local response normalisation (§3.3): b_i = a_i / (k + α Σ_j a_j²)^β, the sum over n = 5
@@ -73,6 +75,12 @@ class AlexNet(nn.Module):
                     nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain("tanh"))
                     nn.init.zeros_(m.bias)
 
+
+    def layer_names(self) -> dict[str, str]:
+        """conv1…conv5, then fc6…fc8, as in the paper and Caffe: {module path: name}."""
+        return naming.caffe([(f"{part}.{k}", m) for part in ("features", "classifier")
+                             for k, m in getattr(self, part).named_children()])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.avgpool(self.features(x)))
 
@@ -99,3 +107,24 @@ def figure1_cnn(activation: str = "relu", num_classes: int = 10, in_channels: in
             nn.init.normal_(m.weight, 0.0, 0.01)
             nn.init.zeros_(m.bias)
     return net
+
+
+def paper_table():
+    """Our parameter count of the two-tower network beside the paper's "60 million" (§3, abstract)."""
+    from .. import papers
+    from ..summary import Table, count
+
+    table = Table(["model", "params (ours)", "params (paper)", "macs (ours)"], title="AlexNet, §3 (two towers)")
+    ours = count(AlexNet(), (1, 3, 224, 224))
+    table.rows.append(["alexnet", ours["params"], papers.ALEXNET_PARAMS, ours["macs"]])
+    return table
+
+
+SPEC = register(Spec(
+    family="alexnet", chapter="01_alexnet", model_class=AlexNet, diagram_depth=2, paper_table=paper_table,
+    builders={"alexnet": AlexNet},
+    small={"alexnet": (32, dict(width=0.25, stem="small", pool_size=3, lrn=False))},
+    cpu=dict(epochs=5, batch_size=128, lr=0.03),
+    gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.01),
+    compared=(Compared("AlexNet", "alexnet", "alexnet", trained=True),),
+))

@@ -5,9 +5,14 @@ Module names follow torchvision's ``densenet.py`` so its state dicts load unchan
 
 from __future__ import annotations
 
+import re
+from functools import partial
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from .spec import Compared, Spec, register
 
 # Table 1 (and §4 for DenseNet-161): growth rate k, initial channels (2k), layers per dense block.
 CONFIGS: dict[str, tuple[int, int, tuple[int, int, int, int]]] = {
@@ -115,6 +120,19 @@ class DenseNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
+
+    def layer_names(self) -> dict[str, str]:
+        """Table 1: dense block 1, transition 1, …, and the layers inside each dense block."""
+        names = {"features": "features"}
+        for key, module in self.features.named_children():
+            match = re.fullmatch(r"(denseblock|transition)(\d+)", key)
+            names[f"features.{key}"] = f"{'dense block' if match[1] == 'denseblock' else 'transition'} {match[2]}" \
+                if match else key
+            if isinstance(module, DenseBlock):
+                names.update({f"features.{key}.{k}": f"{names[f'features.{key}']} layer {i + 1}"
+                              for i, k in enumerate(module.keys())})
+        return names
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.features(x))
         return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
@@ -127,3 +145,30 @@ def densenet(name: str, num_classes: int = 1000, in_channels: int = 3, *, growth
     k = growth_rate or k
     return DenseNet(k, init_channels or (c0 if growth_rate is None else 2 * k), blocks or layers,
                     num_classes, in_channels, **options)
+
+
+def paper_table():
+    """Parameters of the released ImageNet DenseNet-BCs beside ours (the paper prints none: see papers.py)."""
+    from .. import papers
+    from ..summary import Table, count
+
+    table = Table(["model", "params (ours)", "params (released)", "GMACs (ours)"], title="DenseNet-BC")
+    for name, paper in papers.DENSENET_PARAMS.items():
+        ours = count(densenet(name), (1, 3, 224, 224))
+        table.rows.append([name, ours["params"], paper, round(ours["macs"] / 1e9, 2)])
+    return table
+
+
+SPEC = register(Spec(
+    # depth 2: the dense blocks and transitions inside ``features``
+    family="densenet", chapter="07_densenet", model_class=DenseNet, diagram_depth=2, paper_table=paper_table,
+    builders={name: partial(densenet, name) for name in CONFIGS},
+    # The small DenseNets keep their shape with half the layers per block and growth rate 12 (k=24 for 161).
+    small={"densenet121": (28, dict(growth_rate=12, blocks=(3, 6, 12, 8), stem="small")),
+           "densenet169": (28, dict(growth_rate=12, blocks=(3, 6, 16, 16), stem="small")),
+           "densenet201": (28, dict(growth_rate=12, blocks=(3, 6, 24, 16), stem="small")),
+           "densenet161": (28, dict(growth_rate=24, blocks=(3, 6, 18, 12), stem="small"))},
+    cpu=dict(epochs=1, batch_size=128, lr=0.1),  # concatenation makes it the slowest per parameter
+    gpu=dict(resolution=96, epochs=10, batch_size=256, lr=0.1),
+    compared=(Compared("DenseNet-121", "densenet121", "densenet121", trained=True),),
+))

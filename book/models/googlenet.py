@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
 from .alexnet import local_response_norm
 from .init import he_init
+from . import naming
+from .spec import Compared, Spec, register
 
 # Table 1, one row per inception block: #1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5, pool proj.
 # The input channels of each row are the sum of the previous row's four outputs.
@@ -116,6 +120,24 @@ class GoogLeNet(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes))
         he_init(self, (nn.Conv2d,))  # the paper's initialisation was not published
 
+
+    def layer_names(self) -> dict[str, str]:
+        """Table 1 and BVLC's Caffe model: conv1, pool1, conv2 reduce, conv2, pool2, inception 3a, …"""
+        names, group, last = {"stem": "stem", "blocks": "blocks"}, 1, 0
+        for key, module in self.stem.named_children():  # a pool ends a group: conv2 reduce, conv2, pool2
+            conv = naming.weighted(module)
+            if conv is not None:
+                names[f"stem.{key}"] = f"conv{group}" + (" reduce" if conv.kernel_size == (1, 1) else "")
+                last = group
+            else:
+                names[f"stem.{key}"] = f"{naming.kind(module)}{last}"
+                group += isinstance(module, nn.MaxPool2d)
+        for key in self.blocks:
+            match = re.fullmatch(r"inception(\w+)", key)
+            names[f"blocks.{key}"] = f"inception {match[1]}" if match else key
+        head = naming.caffe(list(self.head.named_children()))
+        return {**names, **{f"head.{k}": re.sub(r"\d+$", "", v) for k, v in head.items()}}
+
     def forward(self, x: torch.Tensor):
         x = self.stem(x)
         side = []
@@ -125,3 +147,29 @@ class GoogLeNet(nn.Module):
                 side.append((self.aux1 if name == "inception4a" else self.aux2)(x))
         logits = self.head(x)
         return (logits, *side) if side else logits
+
+
+def paper_table():
+    """Table 1's inception rows: parameters and multiply-adds of each block, ours beside the paper's."""
+    from .. import papers
+    from ..summary import Table, count
+
+    table = Table(["block", "params K (ours)", "params K (paper)", "ops M (ours)", "ops M (paper)"],
+                  title="GoogLeNet, Table 1: inception blocks")
+    for block, (params, ops) in papers.GOOGLENET_ROWS.items():
+        channels, side = papers.GOOGLENET_INPUT[block]
+        ours = count(Inception(channels, *INCEPTION_TABLE[block]), (1, channels, side, side))
+        table.rows.append([block, round(ours["params"] / 1e3, 1), params / 1e3, round(ours["macs"] / 1e6, 1),
+                           ops / 1e6])
+    return table
+
+
+SPEC = register(Spec(
+    # depth 1: the stem and each inception block (the ModuleDict of blocks is iterated, not called)
+    family="googlenet", chapter="04_googlenet", model_class=GoogLeNet, diagram_depth=1, paper_table=paper_table,
+    builders={"googlenet": GoogLeNet},
+    small={"googlenet": (32, dict(width=0.25, stem="small", lrn=False))},
+    cpu=dict(epochs=3, batch_size=128, lr=0.05),
+    gpu=dict(resolution=96, epochs=10, batch_size=128, lr=0.01, options=(("aux", True),)),  # §5
+    compared=(Compared("GoogLeNet", "googlenet", "googlenet", trained=True),),
+))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .batchnorm import BatchNorm
+from .spec import Compared, Spec, register
 
 
 def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False, scratch_bn: bool = True,
@@ -43,3 +44,21 @@ def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False,
 def lenet_bn(num_classes: int = 10, in_channels: int = 1, scratch_bn: bool = True) -> nn.Sequential:
     """LeNet with BN after each convolution and hidden linear layer (D2L §8.5)."""
     return lenet(num_classes, in_channels, batch_norm=True, scratch_bn=scratch_bn)
+
+
+# LeNet has no ImageNet configuration: build defaults to one channel and ten classes. The two forms are two
+# families because they train with different learning rates. Chapter 5 trains LeNet-BN; the BN paper's own
+# ImageNet network (BN-Inception) has no model in the book.
+SPEC = register(Spec(
+    family="lenet", chapter="05_batchnorm", imagenet=False,
+    builders={"lenet": lenet}, small={"lenet": (28, {})},
+    cpu=dict(epochs=10, batch_size=128, lr=0.9),
+    gpu=dict(resolution=28, epochs=10, batch_size=256, lr=0.9),
+))
+SPEC_BN = register(Spec(
+    family="lenet_bn", chapter="05_batchnorm", imagenet=False,
+    builders={"lenet_bn": lenet_bn}, small={"lenet_bn": (28, {})},
+    cpu=dict(epochs=8, batch_size=128, lr=0.1),
+    gpu=dict(resolution=28, epochs=10, batch_size=256, lr=0.1),
+    compared=(Compared("BN-Inception", None, "bn_inception", note="no model (ch. 5 trains LeNet-BN)"),),
+))

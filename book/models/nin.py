@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 from .init import he_init
+from . import naming
+from .spec import Compared, Spec, register
 
 
 def mlpconv(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
@@ -48,6 +50,18 @@ class NiN(nn.Module):
             raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
         he_init(self)  # with PyTorch's default initialisation, ten ReLU layers start nearly silent
 
+
+    def layer_names(self) -> dict[str, str]:
+        """mlpconv1…mlpconv4, and pool{i} after mlpconv i (§3.1)."""
+        names, n = {}, 0
+        for part in ("features", "head"):
+            for key, module in getattr(self, part).named_children():
+                is_mlpconv = isinstance(module, nn.Sequential) and isinstance(module[0], nn.Conv2d)
+                n += is_mlpconv
+                kind = "mlpconv" if is_mlpconv else "fc" if isinstance(module, nn.Linear) else naming.kind(module)
+                names[f"{part}.{key}"] = kind + (str(n) if kind in ("mlpconv", "pool") else "")
+        return {**naming.numbered(names), "features": "features", "head": "head"}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
@@ -56,3 +70,13 @@ class NiN(nn.Module):
         if not isinstance(self.head[1], nn.AdaptiveAvgPool2d) or len(self.head) != 3:
             raise ValueError("class_maps needs the GAP head (head='gap')")
         return self.head[0](self.features(x))
+
+
+SPEC = register(Spec(
+    family="nin", chapter="03_nin", model_class=NiN, diagram_depth=2,
+    builders={"nin": NiN},
+    small={"nin": (32, dict(width=0.25, stem="small"))},
+    cpu=dict(epochs=6, batch_size=128, lr=0.1),
+    gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.05),
+    compared=(Compared("NiN", "nin", "nin", trained=True),),
+))

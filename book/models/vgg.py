@@ -6,10 +6,14 @@ state dicts load unchanged into A, B, D and E.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
 from .alexnet import local_response_norm
+from . import naming
+from .spec import Compared, Spec, register
 
 # Table 1. An int is a 3×3 convolution with that many channels; "1x1:C" a 1×1 convolution (config C)
 # (any "kxk:C" works, e.g. "5x5:C" for the paper's §2.3 comparison with larger filters);
@@ -76,5 +80,47 @@ class VGG(nn.Module):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+
+    def layer_names(self) -> dict[str, str]:
+        """conv{block}_{i}, relu{block}_{i}, pool{block}, …, fc{blocks + 1}: the names of the VGG Caffe models."""
+        names, block, i = {}, 1, 0
+        for key, module in self.features.named_children():
+            if isinstance(module, nn.Conv2d):
+                i += 1
+            names[f"features.{key}"] = (f"pool{block}" if isinstance(module, nn.MaxPool2d) else
+                                        f"conv{block}_{i}" if isinstance(module, nn.Conv2d) else
+                                        f"{naming.kind(module)}{block}" + (f"_{i}" if i else ""))
+            if isinstance(module, nn.MaxPool2d):
+                block, i = block + 1, 0
+        classifier = naming.caffe(list(self.classifier.named_children()), block - 1)
+        return {**names, **{f"classifier.{k}": v for k, v in classifier.items()}}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def paper_table():
+    """Table 2: parameters in millions of every configuration, ours beside the paper's."""
+    from .. import papers
+    from ..summary import Table, count
+
+    table = Table(["config", "model", "params M (ours)", "params M (paper)", "GMACs (ours)"],
+                  title="VGG, Table 2: parameters in millions")
+    for config, name in papers.VGG_NAMES.items():
+        ours = count(VGG(config), (1, 3, 224, 224))
+        table.rows.append([config, name, round(ours["params"] / 1e6, 1), papers.VGG_PARAMS_M[config],
+                           round(ours["macs"] / 1e9, 2)])
+    return table
+
+
+# Table 1's columns by the names the book uses; every one trains with VGG-11's recipe.
+_NAMES = {"vgg11": "A", "vgg11_lrn": "A-LRN", "vgg13": "B", "vgg16_c": "C", "vgg16": "D", "vgg19": "E"}
+SPEC = register(Spec(
+    family="vgg", chapter="02_vgg", model_class=VGG, diagram_depth=2, paper_table=paper_table,
+    builders={name: partial(VGG, config) for name, config in _NAMES.items()},
+    small={name: (32, dict(width=0.25, hidden=512, pool_size=1)) for name in _NAMES},
+    cpu=dict(epochs=8, batch_size=128, lr=0.05),
+    gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.05, options=(("width", 0.25),)),
+    compared=(Compared("VGG-11", "vgg11", "vgg11", trained=True),
+              Compared("VGG-16", "vgg16", "vgg16", note="not trained (ch. 2 trains VGG-11)")),
+))

@@ -7,6 +7,8 @@ import contextlib
 import torch
 from torch import nn
 
+from .spec import Compared, Spec, register
+
 
 @contextlib.contextmanager
 def fp32_attention_on_cpu(*tensors: torch.Tensor):
@@ -65,6 +67,13 @@ class ViT(nn.Module):
         x = self.patch_embed(x).flatten(2).transpose(1, 2)               # (N, patches, dim)
         return torch.cat([self.class_token.expand(len(x), -1, -1), x], 1) + self.position
 
+
+    def layer_names(self) -> dict[str, str]:
+        """Patch embedding, encoder blocks 1…depth, the final norm and the head (Eq. 1–4)."""
+        names = {"patch_embed": "patch embed", "blocks": "encoder", "norm": "final norm", "head": "head"}
+        names.update({f"blocks.{j}": f"block {int(j) + 1}" for j, _ in self.blocks.named_children()})
+        return names
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.dropout(self.embed(x)))
         return self.head(self.norm(x[:, 0]))
@@ -103,3 +112,31 @@ def attention_rollout(maps: list[torch.Tensor]) -> torch.Tensor:
         mixed = mixed / mixed.sum(-1, keepdim=True)
         rollout = mixed if rollout is None else mixed @ rollout
     return rollout[:, 0, 1:]
+
+
+def paper_table():
+    """Table 1: layers, width, MLP size, heads and parameters of ViT-Base, Large and Huge, counted."""
+    from .. import papers
+    from ..summary import Table
+
+    table = Table(["model", "layers", "D", "MLP", "heads", "params M (ours)", "params M (paper)"],
+                  title="ViT, Table 1 (B/16, L/16, H/14 at 224 px)")
+    for name, (depth, dim, mlp, heads, paper) in papers.VIT_TABLE1.items():
+        with torch.device("meta"):  # counting parameters needs no memory for them
+            model = ViT(patch_size=papers.VIT_PATCH[name], dim=dim, depth=depth, heads=heads, mlp_dim=mlp)
+        table.rows.append([name, depth, dim, mlp, heads, round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+                           paper / 1e6])
+    return table
+
+
+SPEC = register(Spec(
+    # ViT and CoAtNet share one chapter, with two claim studies: 2 epochs and 1 keep it within 10 minutes.
+    family="vit", chapter="08_vit_coatnet", model_class=ViT, diagram_depth=1, paper_table=paper_table,
+    builders={"vit": ViT},
+    small={"vit": (28, dict(image_size=28, patch_size=4, dim=64, depth=4, heads=4, mlp_dim=128))},
+    cpu=dict(epochs=2, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
+    gpu=dict(resolution=96, epochs=10, batch_size=128, lr=1e-3, optimizer="adamw", weight_decay=0.05,
+             options=(("image_size", 96), ("patch_size", 16), ("dim", 512), ("depth", 2), ("heads", 8),
+                      ("mlp_dim", 2048))),
+    compared=(Compared("ViT-B/16", "vit", "vit", trained=True),),
+))
