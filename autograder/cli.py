@@ -7,14 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import cells, defaults
+from . import cells, defaults, keys
 from . import grade as grading
 from . import merge as merging
 from . import release as releasing
 from . import report, sandbox
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Release and grade homework.")
     commands = parser.add_subparsers(dest="command", required=True)
     rel = commands.add_parser("release", help="write student notebooks into homework/ from the instructor sources")
@@ -43,34 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     mg.add_argument("--out", type=Path, required=True)
     ky = commands.add_parser("key", help="write a new grader key for the shards of one class")
     ky.add_argument("file", type=Path)
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        if args.command == "release":
-            return _release(args)
-        if args.command == "key":
-            try:
-                grading.new_key_file(args.file)
-            except FileExistsError:
-                print(f"error: {args.file} exists already; a key is never overwritten", file=sys.stderr)
-                return 2
-            print(f"wrote {args.file}: give it to every shard with --key {args.file}, and keep it private")
-            return 0
-        if args.command == "merge":
-            merged = merging.merge(args.shards, args.out)
-            print(f"merged {len(args.shards)} shards, {len(merged)} students: wrote {args.out / 'grades.csv'}, "
-                  f"{args.out / 'summary.json'}, {args.out / 'histogram.png'}, results/ and feedback/")
-            return 0
-        shard = grading.parse_shard(args.shard) if args.shard else None
-        if args.no_sandbox:
-            print("WARNING: --no-sandbox: student code runs with your permissions and can change its own "
-                  "grade and others'. These grades are not trustworthy.", file=sys.stderr)
-        else:
-            sandbox.check_available()
-        limits = sandbox.Limits(memory=int(args.memory_gib * 2**30), output=args.output_cap)
-        results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
-                                source_dir=args.source, sandbox=not args.no_sandbox, limits=limits,
-                                shard=shard, key_file=args.key)
+        return {"release": _release, "key": _key, "merge": _merge, "grade": _grade}[args.command](args)
     except (FileNotFoundError, ValueError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -81,13 +60,47 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: every run was stopped and its folder removed; run the same command to resume",
               file=sys.stderr)
         return 130
+
+
+def limits(args) -> sandbox.Limits:
+    """The sandbox's limits from the flags; the others keep ``defaults``."""
+    return sandbox.Limits(memory=int(args.memory_gib * 2**30), output=args.output_cap)
+
+
+def _key(args) -> int:
+    try:
+        keys.new_key_file(args.file)
+    except FileExistsError:
+        print(f"error: {args.file} exists already; a key is never overwritten", file=sys.stderr)
+        return 2
+    print(f"wrote {args.file}: give it to every shard with --key {args.file}, and keep it private")
+    return 0
+
+
+def _merge(args) -> int:
+    merged = merging.merge(args.shards, args.out)
+    print(f"merged {len(args.shards)} shards, {len(merged)} students: wrote {args.out / 'grades.csv'}, "
+          f"{args.out / 'summary.json'}, {args.out / 'histogram.png'}, results/ and feedback/")
+    return 0
+
+
+def _grade(args) -> int:
+    shard = grading.parse_shard(args.shard) if args.shard else None
+    if args.no_sandbox:
+        print("WARNING: --no-sandbox: student code runs with your permissions and can change its own "
+              "grade and others'. These grades are not trustworthy.", file=sys.stderr)
+    else:
+        sandbox.check_available()
+    results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
+                            source_dir=args.source, sandbox=not args.no_sandbox, limits=limits(args),
+                            shard=shard, key_file=args.key)
     for r in results:
-        manual = f" (+{r['manual_max']:g} by hand)" if r.get("manual_max") else ""
-        print(f"{r['student']:<30} {report.points(r['total']):>5} / {r['max_points']:<5g}{manual} {r['status']}")
-    by_hand = ", written/ (answers to grade by hand)" if any(r.get("manual_max") for r in results) else ""
+        manual = f" (+{r.manual_max:g} by hand)" if r.manual_max else ""
+        print(f"{r.student:<30} {report.points(r.total):>5} / {r.max_points:<5g}{manual} {r.status}")
+    by_hand = ", written/ (answers to grade by hand)" if any(r.manual_max for r in results) else ""
     print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.json'}, {args.out / 'histogram.png'}, "
           f"and per-student results/ and feedback/{by_hand}")
-    not_graded = [r["student"] for r in results if not report.graded(r)]
+    not_graded = [r.student for r in results if not r.scored]
     if not_graded:
         print(f"{len(not_graded)} submission(s) NOT graded because the grader failed on them twice "
               f"({', '.join(not_graded[:5])}{', ...' if len(not_graded) > 5 else ''}): they are not zeros. "

@@ -15,32 +15,32 @@ run that fails for the grader's reasons (``RunResult.grader_failure``) is retrie
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
-import tempfile
 import stat
+import tempfile
 import threading
 import unicodedata
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nbformat
 
-from . import cells, matching, release, report, rules
-from .inject import inject
+from . import cells, keys, matching, release, report, rules
+from .defaults import CELL_TIMEOUT, WORKERS
+from .inject import Injected, inject
 from .judging import Judge, open_regular
 from .release import SOURCE_DIR
-from .defaults import CELL_TIMEOUT, WORKERS
+from .result import RESULT_VERSION, Failure, QuestionScore, Result, ResultError, WrittenAnswer, read
 from .run import NOTEBOOK, RunResult, run_notebook, whole_run_limit
 from .sandbox import Limits, Runner
 
-RESULT_VERSION = 4                  # 4: cells matched by the released notebook; "graded" false on grader failure
 SUBMISSION_CAP = 16 * 1024 * 1024   # bytes; a larger notebook is refused unread
 WRITTEN_CAP = 20_000                # characters of one written answer that are kept
 TEMP_PREFIX = "autograder-run-"
@@ -48,6 +48,7 @@ JUDGE_LOCK = threading.Lock()   # judges share torch's global state (dispatch mo
 RETRY_LOCK = threading.Lock()   # retries go one at a time: a machine that starved a run is less busy then
 GRADER_FAILURE = "grader failure, not graded"
 OUTPUT_TAIL = 2000              # characters of a failed run's output kept for the instructor
+SELF_CHECK = "instructor-solution"
 
 
 class Interrupted(Exception):
@@ -143,65 +144,6 @@ def load(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
     return notebook, ""
 
 
-# --------------------------------------------------------------------------- the key and signed results
-
-def _write_new_key(path: Path, key: bytes) -> None:
-    """``key`` as hex in ``path``, created with mode 600 and never over an existing file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
-
-
-def new_key_file(path: Path) -> None:
-    """A fresh secret in ``path`` (mode 600), never overwriting one: ``python -m autograder key FILE``."""
-    _write_new_key(path, secrets.token_bytes(32))
-
-
-def read_key(path: Path) -> bytes:
-    """A key of exactly 32 bytes (64 hex digits): anything shorter would make signatures forgeable."""
-    try:
-        key = bytes.fromhex(Path(path).read_text().strip())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no grader key at {path}; make one with: python -m autograder key {path}") from None
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise cells.FormatError(f"{path} is not a grader key (64 hex digits); make one with: "
-                                "python -m autograder key NEWFILE")
-    return key
-
-
-def key_fingerprint(key: bytes) -> str:
-    """Names a key without revealing it: shards graded with different keys cannot be merged."""
-    return hashlib.sha256(b"autograder key fingerprint:" + key).hexdigest()[:16]
-
-
-def grader_key(out: Path, key_file: Path | None = None) -> bytes:
-    """The run's secret: signs results and seeds the probes' inputs. Kept in ``out``, which no sandbox sees.
-
-    With ``key_file`` (shards on several machines share one), that key is used and copied into ``out``."""
-    if key_file is not None:
-        return store_key(out, read_key(key_file))
-    path = out / ".grader" / "key"
-    if not path.exists():
-        store_key(out, secrets.token_bytes(32))
-    return read_key(path)
-
-
-def store_key(out: Path, key: bytes) -> bytes:
-    """Keep ``key`` in ``out/.grader/key`` (mode 600); refuse a folder already graded with another."""
-    folder = out / ".grader"
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
-    path = folder / "key"
-    if path.exists():
-        if read_key(path) != key:
-            raise cells.FormatError(f"{out} was graded with another grader key: use a new --out folder")
-        return key
-    _write_new_key(path, key)
-    return key
-
-
 # --------------------------------------------------------------------------- shards
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -226,26 +168,14 @@ def class_fingerprint(students: dict[str, Path]) -> dict:
     return {"students": len(students), "sha256": hashlib.sha256(names.encode()).hexdigest()}
 
 
-def seed_for(key: bytes, test: cells.Test) -> int:
-    return int.from_bytes(hmac.new(key, f"inputs:{test.key}".encode(), hashlib.sha256).digest()[:8], "big")
-
-
-def sign(result: dict, key: bytes) -> dict:
-    body = json.dumps({k: v for k, v in result.items() if k != "hmac"}, sort_keys=True)
-    return {**result, "hmac": hmac.new(key, body.encode(), hashlib.sha256).hexdigest()}
-
-
-def verified(result: dict, key: bytes) -> bool:
-    return isinstance(result, dict) and hmac.compare_digest(str(result.get("hmac", "")), sign(result, key)["hmac"])
-
-
 # --------------------------------------------------------------------------- points
 
-def empty_questions(questions: list[cells.Question]) -> dict:
-    return {q.id: {"points": 0.0, "max": q.points, "passed": [], "failed": []} for q in questions}
+def empty_questions(questions: list[cells.Question]) -> dict[str, QuestionScore]:
+    return {q.id: QuestionScore(0.0, q.points) for q in questions}
 
 
-def score(questions: list[cells.Question], verdicts: dict, injected, run: RunResult, broken: dict) -> dict:
+def score(questions: list[cells.Question], verdicts: dict, injected: Injected, run: RunResult,
+          broken: dict) -> dict[str, QuestionScore]:
     """Points per question from the judges' verdicts; an own-code violation zeroes its question."""
     per_question = empty_questions(questions)
     for question in questions:
@@ -253,17 +183,16 @@ def score(questions: list[cells.Question], verdicts: dict, injected, run: RunRes
         for test in question.tests:
             verdict = verdicts[test.key]
             if verdict.passed and question.id not in broken:
-                entry["points"] += test.points
-                entry["passed"].append(test.key)
-            else:
-                entry["failed"].append({"test": test.key, "points": test.points, "message": test.message,
-                                        "detail": verdict.detail})   # detail: instructor only
+                entry.points += test.points
+                entry.passed.append(test.key)
+            else:   # the detail is for the instructor only
+                entry.failed.append(Failure(test.key, test.points, test.message, verdict.detail))
         if question.id in broken:
-            entry["rule_violations"] = broken[question.id]
+            entry.rule_violations = broken[question.id]
     for index, qid in injected.answer_at.items():
         cell = run.cells.get(index)
         if cell is not None and not cell.passed and qid in per_question:
-            per_question[qid]["answer_error"] = cell.error or "the cell did not finish"
+            per_question[qid].answer_error = cell.error or "the cell did not finish"
     return per_question
 
 
@@ -286,7 +215,7 @@ def is_blank(text: str) -> bool:
 
 
 def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNode | None,
-                    matched: matching.Matching | None = None) -> dict:
+                    matched: matching.Matching | None = None) -> dict[str, WrittenAnswer]:
     """Each written question's text from the submission, read as a string and never run.
 
     The cells are those the matching gives the question (its released cell id); without one, a cell whose
@@ -309,10 +238,9 @@ def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNod
         parts = found[question.id]
         text = "\n\n".join(parts)
         kept = _readable(text[:WRITTEN_CAP])
-        collected[question.id] = {"max": question.points, "missing": not parts, "blank": is_blank(text),
-                                  "chars": len(text), "kept": min(len(text), WRITTEN_CAP),
-                                  "truncated": len(text) > WRITTEN_CAP,
-                                  "text": "" if is_blank(text) else kept}
+        collected[question.id] = WrittenAnswer(max=question.points, missing=not parts, blank=is_blank(text),
+                                               chars=len(text), kept=min(len(text), WRITTEN_CAP),
+                                               truncated=len(text) > WRITTEN_CAP, text="" if is_blank(text) else kept)
     return collected
 
 
@@ -376,92 +304,125 @@ def own_code_violations(assignment: Assignment, matched: matching.Matching) -> d
 
 # --------------------------------------------------------------------------- one student
 
+@dataclass(frozen=True)
+class GradingRun:
+    """Everything that is the same for every student of one batch, built once by ``batch``."""
+
+    assignment: Assignment
+    judges: dict[str, Judge]     # test key → its judge, holding this run's inputs
+    key: bytes                   # signs the results and seeded the judges' inputs
+    work: Path                   # the batch's temporary folder: each student's run gets a folder in it
+    runner: Runner               # the sandbox, its limits and the runs in progress
+    cell_timeout: float
+    out: Path                    # results/, feedback/, .grader/: never visible to a run
+
+
+def make_judges(assignment: Assignment, key: bytes) -> dict[str, Judge]:
+    """Every test's judge, its inputs drawn from a seed that only ``key`` gives."""
+    return {t.key: Judge(t, keys.seed_for(key, t.key)) for q in assignment.questions for t in q.tests}
+
+
 def _tail(run: RunResult) -> str:
     return run.outcome.output.decode(errors="replace")[-OUTPUT_TAIL:]
 
 
-def grade_one(assignment: Assignment, judges: dict[str, Judge], student: str, path: Path, work: Path,
-              runner: Runner, cell_timeout: float, notebook: nbformat.NotebookNode | None = None) -> dict:
-    """Every step for one student; never raises for a bad submission. ``notebook``: grade this instead of
-    reading ``path`` (the self-check grades the instructor's solution)."""
-    questions, written = assignment.questions, assignment.written
-    base = {"student": student, "submission": str(path), "homework": assignment.name,
-            "sha256": file_sha256(path) if notebook is None else "",
-            "source_sha256": assignment.digest, "version": RESULT_VERSION, "graded": True,
-            "max_points": sum(q.points for q in questions), "manual_max": sum(w.points for w in written)}
-    if notebook is None:
-        notebook, problem = load(path)
-    if notebook is None:
-        return {**base, "status": problem, "total": 0.0, "questions": empty_questions(questions),
-                "written": collect_written(written, None)}
-    matched = matching.match(assignment.released, notebook)
-    collected = collect_written(written, notebook, matched)
-    broken = own_code_violations(assignment, matched)
-    injected = inject(questions, matched, assignment.solution_names)
+def _unscored(assignment: Assignment, student: str, path: Path, sha256: str) -> Result:
+    """A result with no points yet, every written answer missing: what an unreadable submission gets."""
+    return Result(student=student, submission=str(path), homework=assignment.name, sha256=sha256,
+                  source_sha256=assignment.digest, max_points=sum(q.points for q in assignment.questions),
+                  manual_max=sum(w.points for w in assignment.written), status="", total=0.0,
+                  questions=empty_questions(assignment.questions), written=collect_written(assignment.written, None))
+
+
+def _attempt(run: GradingRun, injected: Injected, work: Path, student: str) -> RunResult:
+    """One run of the injected notebook in a fresh work folder, with this run's inputs beside it."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    nbformat.write(injected.notebook, work / NOTEBOOK)
+    for judge in run.judges.values():
+        judge.write_inputs(work)
     code_cells = sum(1 for c in injected.notebook.cells if c.cell_type == "code")
-    total_timeout = whole_run_limit(cell_timeout, code_cells)
+    result = run_notebook(run.runner, work, run.cell_timeout, whole_run_limit(run.cell_timeout, code_cells))
+    if run.runner.closed:
+        raise Interrupted(student)
+    return result
 
-    def attempt() -> RunResult:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
-        nbformat.write(injected.notebook, work / NOTEBOOK)
-        for judge in judges.values():
-            judge.write_inputs(work)
-        result = run_notebook(runner, work, cell_timeout, total_timeout=total_timeout)
-        if runner.closed:
-            raise Interrupted(student)
-        return result
 
-    run = attempt()
-    failure = run.grader_failure
-    if failure:   # the grader's failure, not the student's: once more, alone, before anyone is told
+def _run_with_retry(run: GradingRun, injected: Injected, work: Path, student: str) -> tuple[RunResult, str]:
+    """The run, and why its first attempt failed for the grader's reasons ("" when it did not): such a run
+    is the grader's failure, not the student's, so it is tried once more, alone, before anyone is told."""
+    result = _attempt(run, injected, work, student)
+    first_failure = result.grader_failure
+    if first_failure:
         with RETRY_LOCK:
-            run = attempt()
-        if run.grader_failure:
-            return {**base, "graded": False, "status": f"{GRADER_FAILURE}: {run.grader_failure}",
-                    "total": None, "questions": empty_questions(questions), "written": collected,
-                    "first_failure": failure, "output_tail": _tail(run), "seconds": round(run.outcome.seconds, 2)}
-    with JUDGE_LOCK:
-        verdicts = {key: judge(work) for key, judge in judges.items()}
-    per_question = score(questions, verdicts, injected, run, broken)
+            result = _attempt(run, injected, work, student)
+    return result, first_failure
+
+
+def _status(run: RunResult, first_failure: str, injected: Injected, collected: dict[str, WrittenAnswer],
+            broken: dict) -> str:
     notes = run.status
-    if failure:
-        notes.append(f"graded on a second run (the first: {failure})")
+    if first_failure:
+        notes.append(f"graded on a second run (the first: {first_failure})")
     if injected.missing_answers:
         notes.append("answer cell missing: " + ", ".join(injected.missing_answers))
-    missing_written = [qid for qid, entry in collected.items() if entry["missing"]]
+    missing_written = [qid for qid, entry in collected.items() if entry.missing]
     if missing_written:
         notes.append("written answer cell missing: " + ", ".join(missing_written))
     if broken:
         notes.append("own-code rule broken: " + ", ".join(broken))
-    result = {**base, "status": "; ".join(notes) or "ok", "questions": per_question, "written": collected,
-              "total": sum(q["points"] for q in per_question.values()), "seconds": round(run.outcome.seconds, 2)}
-    if result["status"] != "ok":
-        result["output_tail"] = _tail(run)   # for the instructor's results file, never the feedback
-    return result
+    return "; ".join(notes) or "ok"
 
 
-def self_check(assignment: Assignment, judges: dict[str, Judge], work: Path, runner: Runner,
-               cell_timeout: float, out: Path) -> dict:
+def grade_one(run: GradingRun, student: str, path: Path, notebook: nbformat.NotebookNode | None = None) -> Result:
+    """Every step for one student; never raises for a bad submission. ``notebook``: grade this instead of
+    reading ``path`` (the self-check grades the instructor's solution)."""
+    assignment = run.assignment
+    unscored = _unscored(assignment, student, path, file_sha256(path) if notebook is None else "")
+    if notebook is None:
+        notebook, problem = load(path)
+    if notebook is None:
+        return replace(unscored, status=problem)
+    matched = matching.match(assignment.released, notebook)
+    collected = collect_written(assignment.written, notebook, matched)
+    broken = own_code_violations(assignment, matched)
+    injected = inject(assignment.questions, matched, assignment.solution_names)
+    work = run.work / student
+    outcome, first_failure = _run_with_retry(run, injected, work, student)
+    seconds = round(outcome.outcome.seconds, 2)
+    if outcome.grader_failure:
+        return replace(unscored, graded=False, status=f"{GRADER_FAILURE}: {outcome.grader_failure}", total=None,
+                       written=collected, first_failure=first_failure, output_tail=_tail(outcome), seconds=seconds)
+    with JUDGE_LOCK:
+        verdicts = {key: judge(work) for key, judge in run.judges.items()}
+    per_question = score(assignment.questions, verdicts, injected, outcome, broken)
+    status = _status(outcome, first_failure, injected, collected, broken)
+    return replace(unscored, status=status, questions=per_question, written=collected, seconds=seconds,
+                   total=sum(q.points for q in per_question.values()),
+                   output_tail=None if status == "ok" else _tail(outcome))   # the instructor's, never the feedback
+
+
+def self_check(run: GradingRun) -> dict:
     """Grade the instructor's own solution as a student's, with the batch's sandbox and limits; raise
     ``SelfCheckFailed`` (naming what failed and the run's output) unless it earns every automatic point."""
-    result = grade_one(assignment, judges, "instructor-solution", Path(f"{assignment.name} (instructor solution)"),
-                       work, runner, cell_timeout, notebook=nbformat.from_dict(assignment.reference))
-    shutil.rmtree(work, ignore_errors=True)
-    record = {"homework": assignment.name, "source_sha256": assignment.digest, "cell_timeout": cell_timeout,
-              "total": result["total"], "max_points": result["max_points"], "status": result["status"],
-              "failed": {qid: q["failed"] for qid, q in result["questions"].items() if q["failed"]},
-              "output_tail": result.get("output_tail", "")}
-    record["passed"] = result["status"] == "ok" and result["total"] == result["max_points"]
-    (out / ".grader" / "self-check.json").write_text(json.dumps(record, indent=2))
+    assignment, checking = run.assignment, replace(run, work=run.work / ".self-check")
+    result = grade_one(checking, SELF_CHECK, Path(f"{assignment.name} (instructor solution)"),
+                       notebook=nbformat.from_dict(assignment.reference))
+    shutil.rmtree(checking.work, ignore_errors=True)
+    record = {"homework": assignment.name, "source_sha256": assignment.digest, "cell_timeout": run.cell_timeout,
+              "total": result.total, "max_points": result.max_points, "status": result.status,
+              "failed": {qid: [asdict(f) for f in q.failed] for qid, q in result.questions.items() if q.failed},
+              "output_tail": result.output_tail or ""}
+    record["passed"] = result.status == "ok" and result.total == result.max_points
+    (run.out / ".grader" / "self-check.json").write_text(json.dumps(record, indent=2))
     if not record["passed"]:
         failed = "; ".join(f"{f['test']}: {f['detail']}" for fs in record["failed"].values() for f in fs)[:600]
         tail = "\n    ".join(record["output_tail"].strip().splitlines()[-12:])
         raise SelfCheckFailed(
-            f"the instructor's own solution of {assignment.name} scored {result['total']} / {result['max_points']} "
-            f"in this sandbox ({result['status']}), so the class was not graded: whatever fails here would be "
+            f"the instructor's own solution of {assignment.name} scored {result.total} / {result.max_points} "
+            f"in this sandbox ({result.status}), so the class was not graded: whatever fails here would be "
             f"every student's zero. Failed tests: {failed or 'none'}. The run's output ended:\n    {tail or '(nothing)'}\n"
-            f"Fix the machine or the instructor notebook (details in {out / '.grader' / 'self-check.json'}), "
+            f"Fix the machine or the instructor notebook (details in {run.out / '.grader' / 'self-check.json'}), "
             "then run the same command again.")
     return record
 
@@ -483,10 +444,71 @@ def sweep_stale(temp: Path | None = None) -> list[Path]:
     return removed
 
 
+def already_graded(students: dict[str, Path], results_dir: Path, key: bytes, source_digest: str) -> dict[str, Result]:
+    """The results of an earlier run that stand: signed with ``key``, of this result version, for the same
+    submission bytes and instructor notebook, and graded (a grader failure is graded again)."""
+    kept = {}
+    for student, path in students.items():
+        try:
+            result = read(results_dir / f"{student}.json", key)
+        except ResultError:
+            continue
+        if result.sha256 == file_sha256(path) and result.source_sha256 == source_digest and result.graded is True:
+            kept[student] = result
+    return kept
+
+
+@contextmanager
+def batch(assignment: Assignment, key: bytes, out: Path, runner: Runner, cell_timeout: float) -> Iterator[GradingRun]:
+    """A ``GradingRun`` with its own temporary folder; on leaving (finished, failed, SIGTERM or SIGINT) every
+    run still going is killed and the folder removed."""
+    judges = make_judges(assignment, key)   # instructor code: a broken judge fails before anything starts
+    sweep_stale()
+    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+    previous = _catch_signals()
+    try:
+        yield GradingRun(assignment, judges, key, temp, runner, cell_timeout, out)
+    finally:
+        runner.close()                      # kills every run still going; refuses new ones
+        shutil.rmtree(temp, ignore_errors=True)
+        _restore_signals(previous)
+
+
+def grade_all(run: GradingRun, todo: dict[str, Path], progress: bool = True) -> dict[str, Result]:
+    """Grade ``todo`` on ``run.runner.workers`` threads; each signed result is written as soon as it is
+    known, so that an interrupted batch resumes where it stopped."""
+    from tqdm.auto import tqdm
+
+    def one(item) -> Result:
+        student, path = item
+        result = grade_one(run, student, path).signed(run.key)
+        report.write_student(result, run.out)
+        return result
+
+    results = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, run.runner.workers))
+    try:
+        bar = tqdm(total=len(todo), desc=f"grading {run.assignment.name}", unit="submission", disable=not progress)
+        pending = {pool.submit(one, item) for item in todo.items()}
+        while pending:  # short waits: the main thread must stay free to take SIGTERM and SIGINT
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                result = future.result()
+                results[result.student] = result
+                bar.update()
+        bar.close()
+    except BaseException:
+        run.runner.close()   # kill the runs first: the threads below wait on them
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
 def grade(homework: str, submissions: list[Path], out: Path, workers: int = WORKERS, cell_timeout: float = CELL_TIMEOUT,
           progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
           limits: Limits | None = None, shard: tuple[int, int] | None = None,
-          key_file: Path | None = None, check_first: bool = True) -> list[dict]:
+          key_file: Path | None = None, check_first: bool = True) -> list[Result]:
     """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again.
 
     With ``check_first`` (the default) the instructor's solution is graded first with the same sandbox
@@ -497,72 +519,34 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = WORK
     if shard is not None and key_file is None:
         raise cells.FormatError("--shard needs --key FILE, one key shared by every shard "
                                 "(make it once: python -m autograder key grader.key)")
-    from tqdm.auto import tqdm
-
-    source_path = find_source(homework, source_dir)
-    assignment = Assignment.read(source_path)
+    assignment = Assignment.read(find_source(homework, source_dir))
     students = collect(submissions)
     whole_class = class_fingerprint(students)
     if shard is not None:
         students = shard_of(students, *shard)
     out.mkdir(parents=True, exist_ok=True)
-    key = grader_key(out, key_file)
-    judges = {t.key: Judge(t, seed_for(key, t)) for q in assignment.questions for t in q.tests}
-    results_dir = out / "results"
-    results_dir.mkdir(parents=True, exist_ok=True)
-
-    def done(student: str, path: Path) -> dict | None:
-        saved = results_dir / f"{student}.json"
-        try:
-            result = json.loads(saved.read_text())
-        except (OSError, ValueError):
-            return None
-        fresh = (verified(result, key) and result.get("sha256") == file_sha256(path)
-                 and result.get("source_sha256") == assignment.digest and result.get("version") == RESULT_VERSION
-                 and result.get("graded") is True)
-        return result if fresh else None
-
-    results = {s: r for s, p in students.items() if (r := done(s, p)) is not None}
+    key = keys.grader_key(out, key_file)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    results = already_graded(students, out / "results", key, assignment.digest)
     todo = {s: p for s, p in students.items() if s not in results}
-    sweep_stale()
-    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
-    runner = Runner(limits or Limits(), sandbox=sandbox, workers=workers)
-    previous = _catch_signals()
-    pool = ThreadPoolExecutor(max_workers=max(1, workers))
-    try:
+    with batch(assignment, key, out, Runner(limits or Limits(), sandbox=sandbox, workers=workers), cell_timeout) as run:
         if todo and check_first:
-            self_check(assignment, judges, temp / ".self-check", runner, cell_timeout, out)
-
-        def one(item):
-            student, path = item
-            result = sign(grade_one(assignment, judges, student, path, temp / student, runner, cell_timeout), key)
-            report.write_student(result, out)  # written as soon as known: an interrupted run resumes here
-            return result
-
-        bar = tqdm(total=len(todo), desc=f"grading {source_path.stem}", unit="submission", disable=not progress)
-        pending = {pool.submit(one, item) for item in todo.items()}
-        while pending:  # short waits: the main thread must stay free to take SIGTERM and SIGINT
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in finished:
-                result = future.result()
-                results[result["student"]] = result
-                bar.update()
-        bar.close()
-    finally:
-        runner.close()                      # kills every run still going; refuses new ones
-        pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(temp, ignore_errors=True)
-        _restore_signals(previous)
+            self_check(run)
+        results.update(grade_all(run, todo, progress))
     ordered = [results[s] for s in sorted(results)]
     report.write_summary(ordered, assignment.columns, out)
     if shard is not None:
-        manifest = {"homework": source_path.stem, "source_sha256": assignment.digest, "key": key_fingerprint(key),
-                    "shard": list(shard), "students": sorted(results), "class": whole_class,
-                    "version": RESULT_VERSION,
-                    "questions": [[q.id, q.points, "manual"] if q.manual else [q.id, q.points]
-                                  for q in assignment.columns]}
-        (out / "shard.json").write_text(json.dumps(manifest, indent=2))
+        write_manifest(out, assignment, key, shard, sorted(results), whole_class)
     return ordered
+
+
+def write_manifest(out: Path, assignment: Assignment, key: bytes, shard: tuple[int, int], students: list[str],
+                   whole_class: dict) -> None:
+    """``out/shard.json``: what ``merge`` checks every shard against."""
+    manifest = {"homework": assignment.name, "source_sha256": assignment.digest, "key": keys.key_fingerprint(key),
+                "shard": list(shard), "students": students, "class": whole_class, "version": RESULT_VERSION,
+                "questions": [[q.id, q.points, "manual"] if q.manual else [q.id, q.points] for q in assignment.columns]}
+    (out / "shard.json").write_text(json.dumps(manifest, indent=2))
 
 
 def _raise_interrupted(signum, frame):

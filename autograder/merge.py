@@ -16,7 +16,9 @@ from pathlib import Path
 
 from . import report
 from .cells import FormatError
-from .grade import _safe, key_fingerprint, read_key, store_key, verified
+from .grade import _safe
+from .keys import key_fingerprint, read_key, store_key
+from .result import RESULT_VERSION, Result, ResultError, Unverified, read
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ def _manifest(folder: Path) -> dict:
     missing = [name for name in FIELDS if name not in manifest] if isinstance(manifest, dict) else list(FIELDS)
     if missing:
         raise FormatError(f"{path} lacks {', '.join(missing)}: grade that shard again with this version")
+    if manifest["version"] != RESULT_VERSION:   # its results would be misread: they are graded again instead
+        raise FormatError(f"{path} holds results of version {manifest['version']}, this grader reads version "
+                          f"{RESULT_VERSION}: grade that shard again with this version")
     shapes = manifest["questions"] if isinstance(manifest["questions"], list) else [None]
     if not all(isinstance(e, list) and len(e) in (2, 3) and isinstance(e[0], str)
                and isinstance(e[1], (int, float)) and not isinstance(e[1], bool) and e[2:] in ([], ["manual"])
@@ -61,7 +66,7 @@ def _same(manifests: dict[Path, dict], field: str, what: str) -> None:
         raise FormatError(f"the shards have different {what}, so they cannot be merged ({listing})")
 
 
-def merge(folders: list[Path], out: Path) -> list[dict]:
+def merge(folders: list[Path], out: Path) -> list[Result]:
     """Check every shard, then write results/, feedback/, grades.csv, summary.json and histogram.png to ``out``."""
     folders = [Path(f) for f in folders]
     manifests = {folder: _manifest(folder) for folder in folders}
@@ -83,7 +88,7 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
                           "give each shard folder exactly once")
 
     keys = {folder: read_key(folder / ".grader" / "key") for folder in folders}
-    results: dict[str, tuple[Path, dict]] = {}
+    results: dict[str, tuple[Path, Result]] = {}
     for folder, manifest in manifests.items():
         key = keys[folder]
         if key_fingerprint(key) != manifest["key"]:
@@ -92,16 +97,17 @@ def merge(folders: list[Path], out: Path) -> list[dict]:
             if student in results:
                 raise FormatError(f"{student} is in two shards: {results[student][0]} and {folder}")
             path = folder / "results" / f"{student}.json"
+            again = f"grade shard {manifest['shard'][0]} again"
             try:
-                result = json.loads(path.read_text())
-            except (OSError, ValueError):
-                raise FormatError(f"{path} is missing or unreadable; grade shard {manifest['shard'][0]} again") from None
-            if (not verified(result, key) or result.get("source_sha256") != manifest["source_sha256"]
-                    or result.get("student") != student):
-                raise FormatError(f"{path} does not verify under the shards' key: it was changed after grading; "
-                                  f"grade shard {manifest['shard'][0]} again")
+                result = read(path, key)
+            except Unverified:
+                result = None
+            except ResultError as error:   # missing, unreadable, or of another version
+                raise FormatError(f"{path}: {error}; {again}") from None
+            if result is None or result.source_sha256 != manifest["source_sha256"] or result.student != student:
+                raise FormatError(f"{path} does not verify under the shards' key: it was changed after grading; {again}")
             if not (folder / "feedback" / f"{student}.md").is_file():
-                raise FormatError(f"{folder}/feedback/{student}.md is missing; grade shard {manifest['shard'][0]} again")
+                raise FormatError(f"{folder}/feedback/{student}.md is missing; {again}")
             results[student] = (folder, result)
     count = next(iter(manifests.values()))["class"]["students"]
     if len(results) != count:

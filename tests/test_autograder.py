@@ -14,7 +14,8 @@ import nbformat
 import pytest
 
 import attacks
-from autograder import cells, grade, inject, matching, merge, release, report, rules, run, sandbox
+from autograder import cells, defaults, grade, inject, keys, matching, merge, release, report, rules, run, sandbox
+from autograder.result import Result, WrittenAnswer
 from conftest import REPO
 
 HOMEWORK = sorted(p.stem for p in release.SOURCE_DIR.glob("*.ipynb"))
@@ -47,14 +48,20 @@ def write_folder(folder: Path, submissions: dict) -> Path:
     return folder
 
 
-def grade_folder(tmp_path, hw, submissions: dict, workers=2, timeout=20, check_first=False):
+def by_student(results: list[Result]) -> dict[str, dict]:
+    """Each student's result as its results file holds it (the JSON format is what these tests check)."""
+    return {r.student: r.to_json() for r in results}
+
+
+def grade_folder(tmp_path, hw, submissions: dict, workers=defaults.WORKERS, timeout=20, check_first=False):
     """Grade ``submissions`` (name → notebook or text). The self-check is off unless asked for: most tests
-    grade the reference solution themselves, and its own tests below exercise it."""
+    grade the reference solution themselves, and its own tests below exercise it. The cell timeout is
+    shorter than the default: every test answer is quick, and the timeout tests wait for it."""
     folder = write_folder(tmp_path / "submissions", submissions)
     out = tmp_path / "out"
     results = grade.grade(hw, [folder], out, workers=workers, cell_timeout=timeout, progress=False,
                           check_first=check_first)
-    return {r["student"]: r for r in results}, out
+    return by_student(results), out
 
 
 def grader_processes() -> list[str]:
@@ -354,21 +361,21 @@ def test_written_answers_are_collected_capped_and_shown_inert():
         return nb
     for blank in ("", "  \n", cells.WRITTEN_PLACEHOLDER, "*your answer here*\n", "**YOUR ANSWER HERE**"):
         entry = grade.collect_written(written, notebook(blank))["q4"]
-        assert entry["blank"] and not entry["missing"] and entry["text"] == ""
-    assert grade.collect_written(written, nbformat.v4.new_notebook())["q4"]["missing"]
-    assert grade.collect_written(written, None)["q4"] == {"max": 3.0, "missing": True, "blank": True, "chars": 0,
-                                                        "kept": 0, "truncated": False, "text": ""}
+        assert entry.blank and not entry.missing and entry.text == ""
+    assert grade.collect_written(written, nbformat.v4.new_notebook())["q4"].missing
+    assert grade.collect_written(written, None)["q4"] == WrittenAnswer(max=3.0, missing=True, blank=True, chars=0,
+                                                                     kept=0, truncated=False, text="")
     odd = notebook("text with an unhashable id")
     odd.cells[0].metadata["grader"]["id"] = ["q4"]
-    assert grade.collect_written(written, odd)["q4"]["missing"]
+    assert grade.collect_written(written, odd)["q4"].missing
     joined = grade.collect_written(written, notebook("first", "second"))["q4"]
-    assert joined["text"] == "first\n\nsecond"
+    assert joined.text == "first\n\nsecond"
     hostile = "<script>alert(1)</script>\n````\n# heading\n\x1b[31mred\u202egnp.exe\r\n" + "x" * 2_000_000
     entry = grade.collect_written(written, notebook(hostile, cell_type="code"))["q4"]
-    assert entry["truncated"] and entry["chars"] == len(hostile) and entry["kept"] == grade.WRITTEN_CAP
-    assert len(entry["text"]) == grade.WRITTEN_CAP - 1, "\\r\\n became \\n"
-    assert "\x1b" not in entry["text"] and "\u202e" not in entry["text"] and "\r" not in entry["text"]
-    lines = report.quoted(entry["text"])
+    assert entry.truncated and entry.chars == len(hostile) and entry.kept == grade.WRITTEN_CAP
+    assert len(entry.text) == grade.WRITTEN_CAP - 1, "\\r\\n became \\n"
+    assert "\x1b" not in entry.text and "\u202e" not in entry.text and "\r" not in entry.text
+    lines = report.quoted(entry.text)
     assert lines[0] == "`````text" and lines[-1] == "`````", "the fence is longer than any backtick run inside"
     assert not any(line.startswith("`````") for line in lines[1:-1])
 
@@ -471,9 +478,9 @@ def test_written_answers_are_listed_as_manual_and_merge_keeps_them(tmp_path):
     folder = write_folder(tmp_path / "submissions", {"answered": answered, "blank": blank, "gone": gone,
                                                      "hostile": hostile})
     key = tmp_path / "grader.key"
-    grade.new_key_file(key)
-    results = {r["student"]: r for r in grade.grade(hw, [folder], tmp_path / "out", workers=2, progress=False,
-                                                     shard=(0, 1), key_file=key)}
+    keys.new_key_file(key)
+    results = by_student(grade.grade(hw, [folder], tmp_path / "out", workers=2, progress=False,
+                                     shard=(0, 1), key_file=key))
     out = tmp_path / "out"
     assert results["answered"]["total"] == results["hostile"]["total"] == 12 and results["blank"]["total"] == 0
     assert all(r["max_points"] == 12 and r["manual_max"] == 3 for r in results.values())
@@ -667,7 +674,7 @@ def test_an_edited_result_is_regraded_not_trusted(tmp_path):
     saved.write_text(json.dumps(forged))
     os.utime(saved, ns=(0, 0))
     kept = (out / "results" / "full.json").stat().st_mtime_ns
-    again = {r["student"]: r for r in grade.grade(hw, [tmp_path / "submissions"], out, progress=False)}
+    again = by_student(grade.grade(hw, [tmp_path / "submissions"], out, progress=False))
     assert again["blank"]["total"] == 0 and "blank,0,0,0,0" in (out / "grades.csv").read_text()
     assert (out / "results" / "full.json").stat().st_mtime_ns == kept, "a signed, unchanged result is kept"
 
@@ -938,8 +945,8 @@ def test_file_names_links_and_fifos_cost_only_their_author(tmp_path):
     (folder / "outside.ipynb").symlink_to("/etc/passwd")
     os.mkfifo(folder / "fifo.ipynb")
     out = tmp_path / "out"
-    results = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, workers=2, cell_timeout=20,
-                                                     progress=False, check_first=False)}
+    results = by_student(grade.grade("hw1_alexnet", [folder], out, workers=2, cell_timeout=20,
+                                     progress=False, check_first=False))
     assert len(results) == 8
     formula = grade._safe('=HYPERLINK("http:__evil","x")')
     assert [r for r in results.values() if r["total"] == attacks.full_marks()] == [results[formula]]
@@ -977,7 +984,7 @@ def test_a_run_the_grader_failed_is_retried_then_not_graded_never_a_zero(tmp_pat
     with pytest.raises(grade.SelfCheckFailed, match="the sandbox did not start"):
         grade.grade("hw1_alexnet", [folder], out, progress=False)
     assert not (out / "grades.csv").exists()
-    results = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False)}
+    results = by_student(grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False))
     for r in results.values():
         assert r["status"].startswith("grader failure, not graded: the sandbox did not start") and r["total"] is None
         assert r["graded"] is False and "bwrap" in r["output_tail"]
@@ -989,8 +996,8 @@ def test_a_run_the_grader_failed_is_retried_then_not_graded_never_a_zero(tmp_pat
 
     calls = []   # a sandbox that fails once, then works: the retry grades it, and says so
     monkeypatch.setattr(sandbox, "_system_binds", lambda: (calls.append(1), broken() if len(calls) == 1 else real_binds())[1])
-    again = {r["student"]: r for r in grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False,
-                                                   workers=1)}
+    again = by_student(grade.grade("hw1_alexnet", [folder], out, progress=False, check_first=False,
+                                   workers=1))
     assert sorted(again) == ["alice", "bob"], "not-graded results are graded again, never kept"
     first = next(r for r in again.values() if "graded on a second run" in r["status"])
     assert first["total"] == (attacks.full_marks() if first["student"] == "alice" else 0)
@@ -1006,8 +1013,8 @@ def test_a_kernel_that_never_starts_is_the_graders_failure(tmp_path):
     folder = write_folder(tmp_path / "subs", {"alice": reference})
     results = grade.grade("hw1_alexnet", [folder], tmp_path / "out", progress=False, check_first=False,
                           limits=sandbox.Limits(processes=8))
-    assert results[0]["status"].startswith("grader failure, not graded: no kernel started"), results[0]["status"]
-    assert results[0]["total"] is None
+    assert results[0].status.startswith("grader failure, not graded: no kernel started"), results[0].status
+    assert results[0].total is None and not results[0].scored
 
 
 def _copy_checkout(target: Path) -> Path:
