@@ -225,13 +225,13 @@ def collect_written(written: list[cells.Written], notebook: nbformat.NotebookNod
     found: dict[str, list[str]] = {w.id: [] for w in written}
     if matched is not None:
         for question in written:
-            for position in matched.positions("written", question.id):
+            for position in matched.positions(cells.WRITTEN, question.id):
                 found[question.id].append(_capped_source(matched.submitted[position]))
     for cell in (notebook.cells if notebook is not None else []):
         meta = cells.info(cell)
         qid = meta.get("id")
-        if meta.get("kind") == "written" and isinstance(qid, str) and qid in found and (
-                matched is None or not matched.positions("written", qid)):
+        if meta.get("kind") == cells.WRITTEN and isinstance(qid, str) and qid in found and (
+                matched is None or not matched.positions(cells.WRITTEN, qid)):
             found[qid].append(_capped_source(cell))
     collected = {}
     for question in written:

@@ -1,7 +1,8 @@
 """Put the probes into a submission, placed by the released notebook's roles, never by cell position or
 by the submission's own metadata.
 
-Only probes go in: the judges never leave the grader. A student can reorder, delete, add or relabel
+Only probes go in, each in one cell with the question's setup for probes before it (``Test.sandbox_code``):
+the judges and the setups for judges never leave the grader. A student can reorder, delete, add or relabel
 cells; each question's probes follow the last submitted cell that the matching (``matching.py``) gives
 to that question or that binds a name of its solution (the end if none is left). Every markdown or raw
 cell goes in as markdown: prose is never run.
@@ -44,7 +45,7 @@ def inject(questions: list[cells.Question], matching: Matching,
         if position >= 0:
             cell, role = submitted[position], matching.roles[position]
             if cell.get("cell_type") == "code":
-                if role is not None and role.kind == "answer":
+                if role is not None and cells.kind_of(role.kind).holds_solution:
                     result.answer_at[code_index] = role.question
                 result.notebook.cells.append(nbformat.v4.new_code_cell(source_of(cell)))
                 code_index += 1
@@ -52,6 +53,6 @@ def inject(questions: list[cells.Question], matching: Matching,
                 result.notebook.cells.append(nbformat.v4.new_markdown_cell(source_of(cell)))
         for test in after.get(position, []):
             result.probe_at[code_index] = test
-            result.notebook.cells.append(nbformat.v4.new_code_cell(test.probe))
+            result.notebook.cells.append(nbformat.v4.new_code_cell(test.sandbox_code))
             code_index += 1
     return result

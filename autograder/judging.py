@@ -189,7 +189,9 @@ class Judge:
     def __init__(self, test: Test, seed: int):
         self.test = test
         namespace: dict = {"__name__": f"judge_{test.question}_{test.name}"}
-        exec(compile(test.judge, f"<judge {test.key}>", "exec"), namespace)  # instructor code, trusted
+        if test.judge_setup:   # the question's setup for judges, then the judge, in one namespace of its own
+            exec(compile(test.judge_setup, f"<setup {test.question}>", "exec"), namespace)  # instructor code, trusted
+        exec(compile(test.judge, f"<judge {test.key}>", "exec"), namespace)
         self._judge = namespace["judge"]
         make = namespace.get("inputs")
         self.inputs: dict = make(random.Random(seed)) if make else {}

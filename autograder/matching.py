@@ -5,13 +5,15 @@ deleting, relabelling or forging it. So the grader takes every cell's role from 
 
 1. the released notebook (``release.student_version``) gives each cell an nbformat id and a role;
 2. a submitted cell with a released cell's id, and of the same type, takes that cell's role;
-3. a released cell whose id is gone is found by content: a setup or test cell by its exact source, an
-   answer by the lines of its released stub that a student keeps (the ``def`` line, the docstring), a
-   written answer as the markdown cell right after the released cell that precedes it;
+3. a released cell whose id is gone is found by content, as its kind was released (``cells.Kind.released_as``):
+   a cell released as it is (the notebook's own code, a visible test, prose) by its exact source, an
+   answer (stubbed) by the lines of its released stub that a student keeps (the ``def`` line, the
+   docstring), a written answer (a placeholder) as the markdown cell right after the released cell
+   that precedes it;
 4. everything else is the student's own code.
 
-A released setup or test cell counts as the instructor's only while its source is as released; edited,
-it is the student's. For the own-code rules (``code_for_rule``) a question's answer is its matched cell
+A released cell of the instructor's (not an answer) counts as the instructor's only while its source is
+as released; edited, it is the student's. For the own-code rules (``code_for_rule``) a question's answer is its matched cell
 plus every cell of the student's that binds a name the instructor's solution defines (``alexnet_28``,
 ``conv_output_size``), wherever it stands; and if no answer cell is found, all the student's code.
 """
@@ -33,7 +35,7 @@ class Role:
 
     cell_id: str
     cell_type: str
-    kind: str | None        # "answer", "visible", "written", or None (prose, setup code)
+    kind: str | None        # a kind shown to students ("answer", "visible", "written"), or None (no metadata)
     question: str | None
     source: str             # as released (an answer: its stub)
 
@@ -50,7 +52,7 @@ class Matching:
                 if role is not None and role.kind == kind and (question is None or role.question == question)]
 
     def answers(self, question: str) -> list[int]:
-        return self.positions("answer", question)
+        return self.positions(cells.ANSWER, question)
 
     def of_question(self, question: str) -> list[int]:
         return [i for i, role in enumerate(self.roles) if role is not None and role.question == question]
@@ -58,7 +60,7 @@ class Matching:
     def instructors(self, position: int) -> bool:
         """A released non-answer cell, submitted exactly as released: the instructor's code, not the student's."""
         role = self.roles[position]
-        return (role is not None and role.kind not in ("answer", "written")
+        return (role is not None and not cells.kind_of(role.kind).students_own
                 and _same_text(source_of(self.submitted[position]), role.source))
 
     @cached_property
@@ -119,7 +121,8 @@ def match(released: list[Role], submission: nbformat.NotebookNode) -> Matching:
     for number, role in enumerate(released):
         if role.cell_id in found:
             continue
-        if role.kind == "written":    # its text is the student's own: found as the markdown cell right
+        released_as = cells.kind_of(role.kind).released_as
+        if released_as == cells.PLACEHOLDER:   # its text is the student's own: found as the markdown cell right
             before = released[number - 1] if number else None   # after the released cell before it
             at = [i for i, r in enumerate(result.roles) if before is not None and r == before]
             position = at[-1] + 1 if at else -1
@@ -127,7 +130,7 @@ def match(released: list[Role], submission: nbformat.NotebookNode) -> Matching:
                 result.roles[position] = role
                 free.remove(position)
             continue
-        if role.kind == "answer":
+        if released_as == cells.STUBBED:
             anchors = _anchors(role.source)
             scored = [(sum(line in _lines(source_of(submitted[i])) for line in anchors), i)
                       for i in free if submitted[i].get("cell_type") == "code"]
@@ -176,7 +179,7 @@ def solution_names(source: nbformat.NotebookNode) -> dict[str, set[str]]:
     names: dict[str, set[str]] = {}
     for cell in source.cells:
         meta = cells.info(cell)
-        if meta.get("kind") == "answer" and cell.cell_type == "code":
+        if cells.kind_of(meta.get("kind")).holds_solution and cell.cell_type == "code":
             tree = ast.parse(cell.source)
             for statement in tree.body:
                 if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -199,7 +202,7 @@ def code_for_rule(matching: Matching, question: str, names: set[str], elsewhere:
     mine = set(matching.binding(names))
     chosen = set(matching.answers(question)) | mine
     if not matching.answers(question):
-        others = {i for i in own if matching.roles[i] is not None and matching.roles[i].kind == "answer"}
+        others = {i for i in own if matching.roles[i] is not None and cells.kind_of(matching.roles[i].kind).holds_solution}
         others |= set(matching.binding(elsewhere)) - mine
         chosen |= set(own) - others
     return sorted(chosen)

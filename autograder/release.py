@@ -1,5 +1,5 @@
-"""Student notebooks from instructor sources: solutions stubbed, written answers blanked, probes and judges
-removed, outputs cleared."""
+"""Student notebooks from instructor sources: solutions stubbed, written answers blanked, probes, judges and
+setup cells removed, outputs cleared. What happens to each kind of cell is its ``cells.Kind``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from . import cells
 
 SOURCE_DIR = Path(__file__).resolve().parent / "source"   # the examples; a course keeps its own (--source)
 HOMEWORK_DIR = Path(__file__).resolve().parents[1] / "homework"
-SECRET_KINDS = ("probe", "judge")
 
 
 def strip_solutions(source: str, where: str = "this cell") -> str:
@@ -45,8 +44,9 @@ def strip_solutions(source: str, where: str = "this cell") -> str:
 
 def student_version(source: nbformat.NotebookNode, keep_solutions: bool = False,
                     where: str = "the instructor notebook") -> nbformat.NotebookNode:
-    """The student notebook: probes and judges dropped, solutions stubbed, written answers replaced by
-    ``cells.WRITTEN_PLACEHOLDER`` (the whole cell: it holds the model answer), outputs and counts cleared.
+    """The student notebook: the kinds not shown to students (probes, judges, setups) dropped, solutions
+    stubbed, written answers replaced by ``cells.WRITTEN_PLACEHOLDER`` (the whole cell: it holds the model
+    answer), outputs and counts cleared.
 
     ``keep_solutions=True`` gives the reference submission instead (solutions in place, markers kept),
     which the tests grade to check that it earns full marks.
@@ -59,25 +59,23 @@ def student_version(source: nbformat.NotebookNode, keep_solutions: bool = False,
         "language_info": {"name": "python"}})
     for number, cell in enumerate(source.cells):
         meta = cells.info(cell)
-        if meta.get("kind") in SECRET_KINDS:
+        kind = cells.kind_of(meta.get("kind"))
+        if not kind.shown_to_student:
             continue
         if cell.cell_type == "code":
             here = f"{where}, cell {number}"
             stripped = strip_solutions(cell.source, here)  # parses every code cell: bad markers fail anywhere
-            if meta.get("kind") != "answer" and stripped != cell.source:
+            if not kind.holds_solution and stripped != cell.source:
                 raise cells.FormatError(f"{here}: solution markers outside an answer cell")
-            text = stripped if meta.get("kind") == "answer" and not keep_solutions else cell.source
+            text = stripped if kind.holds_solution and not keep_solutions else cell.source
             new = nbformat.v4.new_code_cell(text)
-        elif meta.get("kind") == "written":
+        elif kind.released_as == cells.PLACEHOLDER:
             new = nbformat.v4.new_markdown_cell(cell.source if keep_solutions else cells.WRITTEN_PLACEHOLDER)
         else:
             new = nbformat.v4.new_markdown_cell(cell.source)
         if meta:
             new.metadata["grader"] = {"id": meta["id"], "kind": meta["kind"]}
-        if meta.get("kind") in ("answer", "written"):
-            new.metadata["editable"] = True
-        elif meta.get("kind") == "visible":
-            new.metadata["editable"] = False  # students may run, not change, the visible tests
+            new.metadata["editable"] = kind.students_own  # students may run, not change, the instructor's cells
         new["id"] = f"cell-{len(student.cells):03d}"
         student.cells.append(new)
     return student

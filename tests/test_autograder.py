@@ -1,6 +1,7 @@
 """autograder: release, the probe/judge grader in its bubblewrap sandbox, and the attack suite (issue 9)."""
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import nbformat
 import pytest
 
 import attacks
-from autograder import cells, defaults, grade, inject, keys, matching, merge, release, report, rules, run, sandbox
+from autograder import cells, defaults, grade, inject, judging, keys, matching, merge, release, report, rules, run, sandbox
 from autograder.result import Result, WrittenAnswer
 from conftest import REPO
 
@@ -340,6 +341,99 @@ def test_written_metadata_is_parsed_strictly():
         release.student_version(code_after)
 
 
+def test_one_table_of_cell_kinds_decides_what_is_released_and_where_code_runs(monkeypatch):
+    hidden = {name for name, kind in cells.KINDS.items() if not kind.shown_to_student}
+    assert hidden == {"probe", "judge", "setup"}
+    assert {name for name, kind in cells.KINDS.items() if kind.runs_trusted} == {"judge", "setup"}
+    assert {name for name, kind in cells.KINDS.items() if kind.students_own} == {"answer", "written"}
+    assert not cells.KINDS["judge"].runs_in_sandbox and cells.Written.manual and not cells.Question.manual
+    source = nbformat.read(release.SOURCE_DIR / "hw1_alexnet.ipynb", 4)
+    visible = [c for c in release.student_version(source).cells if cells.info(c).get("kind") == "visible"]
+    assert visible and all(c.metadata["editable"] is False for c in visible)
+    monkeypatch.setitem(cells.KINDS, "visible", dataclasses.replace(cells.KINDS["visible"], released_as=None))
+    assert not any(cells.info(c).get("kind") == "visible" for c in release.student_version(source).cells), \
+        "release decides from the table, not from the kind's name"
+
+
+def _code(source: str, **meta):
+    return nbformat.v4.new_code_cell(source, metadata={"grader": meta} if meta else {})
+
+
+def _tiny(*extra) -> nbformat.NotebookNode:
+    """A one-question instructor notebook (an answer and two probe/judge pairs), then ``extra`` cells."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        _code("def double(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION", id="q1", kind="answer"),
+        _code('export("q1.small", y=double(3))', id="q1", kind="probe", test="small"),
+        _code("def judge(inputs, out):\n    assert out.int('y') == 6", id="q1", kind="judge", test="small", points=1),
+        _code('export("q1.large", y=double(LARGE))', id="q1", kind="probe", test="large"),
+        _code("def judge(inputs, out):\n    assert out.int('y') == reference(LARGE)", id="q1", kind="judge",
+              test="large", points=2),
+        *extra]
+    return notebook
+
+
+SHARED = "LARGE = 10**6"
+PROBES_ONLY = "from autograder.probe import inputs, export"
+JUDGES_ONLY = "def reference(x):\n    return x + x"
+
+
+def _tiny_with_setups() -> nbformat.NotebookNode:
+    return _tiny(_code(SHARED, id="q1", kind="setup"), _code(PROBES_ONLY, id="q1", kind="setup", **{"for": "probes"}),
+                 _code(JUDGES_ONLY, id="q1", kind="setup", **{"for": "judges"}))
+
+
+def test_a_setup_cell_is_shared_by_its_questions_probes_and_judges_and_never_released():
+    [question] = cells.questions(_tiny_with_setups())
+    for test in question.tests:
+        assert test.probe_setup == f"{SHARED}\n\n{PROBES_ONLY}" and test.judge_setup == f"{SHARED}\n\n{JUDGES_ONLY}"
+        assert test.sandbox_code == f"{SHARED}\n\n{PROBES_ONLY}\n\n{test.probe}"
+    [alone] = cells.questions(_tiny())
+    assert all(t.sandbox_code == t.probe and not t.judge_setup for t in alone.tests)
+    for keep in (False, True):
+        text = nbformat.writes(release.student_version(_tiny_with_setups(), keep_solutions=keep))
+        assert "LARGE" not in text and "reference" not in text and '"setup"' not in text
+
+
+def test_setup_cells_are_parsed_strictly(tmp_path):
+    written = nbformat.v4.new_markdown_cell("Prose.", metadata={"grader": {"id": "q2", "kind": "written", "points": 1}})
+    for extra, why in [
+        ([_code(SHARED, id="q9", kind="setup")], "a setup cell for q9, which has no probe or judge"),
+        ([_code("x = 1", id="q3", kind="answer"), _code(SHARED, id="q3", kind="setup")], "q3, which has no probe"),
+        ([written, _code(SHARED, id="q2", kind="setup")], "q2 is a written question"),
+        ([_code(SHARED, id="q2", kind="setup"), written], "also has code cells"),
+        ([_code(SHARED, id="q1", kind="setup"), _code(SHARED, id="q1", kind="setup")], "a second setup cell for q1, after"),
+        ([_code(JUDGES_ONLY, id="q1", kind="setup", **{"for": "judges"})] * 2, r"second setup cell for q1 \(for judges\)"),
+        ([_code(SHARED, id="q1", kind="setup", **{"for": "students"})], '"for" is one of'),
+        ([_code(SHARED, id="q1", kind="setup", points=1)], "takes only"),
+        ([nbformat.v4.new_markdown_cell(SHARED, metadata={"grader": {"id": "q1", "kind": "setup"}})], "must be a code cell"),
+    ]:
+        with pytest.raises(cells.FormatError, match=why) as error:
+            cells.layout(_tiny(*extra), "hw9.ipynb")
+        assert "hw9.ipynb, cell" in str(error.value)
+
+
+def test_probes_run_their_setup_in_the_students_kernel_and_judges_theirs_in_the_grader(tmp_path):
+    source = tmp_path / "hw9_tiny.ipynb"
+    nbformat.write(_tiny_with_setups(), source)
+    assignment = grade.Assignment.read(source)
+    submission = release.student_version(_tiny_with_setups(), keep_solutions=True)
+    submission.cells.append(_code("def reference(x):\n    return 0", id="q1", kind="setup", **{"for": "judges"}))
+    injected = inject.inject(assignment.questions, matching.match(assignment.released, submission))
+    code = [c.source for c in injected.notebook.cells if c.cell_type == "code"]
+    probes = [code[i] for i in sorted(injected.probe_at)]
+    assert len(probes) == 2 and all(p.startswith(f"{SHARED}\n\n{PROBES_ONLY}\n\n") for p in probes)
+    assert not any(JUDGES_ONLY in c for c in code), "a setup for judges never enters the sandbox"
+    assert assignment.questions[0].tests[1].judge_setup.endswith(JUDGES_ONLY), "only the source's setups count"
+
+    large = assignment.questions[0].tests[1]
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "q1.large.json").write_text(json.dumps({"y": 2 * 10**6}))
+    assert judging.Judge(large, seed=1)(tmp_path).passed
+    without = judging.Judge(dataclasses.replace(large, judge_setup=""), seed=1)(tmp_path)
+    assert not without.passed and "NameError" in without.detail, "the judge really reads its setup"
+
+
 def test_release_blanks_the_written_answer_and_the_reference_keeps_it():
     source = _with_cell("markdown", {"id": "q9", "kind": "written", "points": 2}, "The model answer: zebra-42.")
     student = release.student_version(source)
@@ -390,7 +484,7 @@ def test_probes_follow_their_question_even_when_cells_move():
     injected = inject.inject(questions, matching.match(assignment.released, submission))
     code = [c for c in injected.notebook.cells if c.cell_type == "code"]
     for index, test in injected.probe_at.items():
-        assert code[index].source == test.probe
+        assert code[index].source == test.sandbox_code
         assert "def judge(" not in code[index].source
     sources = nbformat.writes(injected.notebook)
     assert not any(t.judge.strip() in sources for q in questions for t in q.tests)
