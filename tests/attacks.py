@@ -7,6 +7,10 @@ honest reference and a blank submission, each must score exactly its honest poin
 Issue 22 added the cases where the submission lies about itself (stripped, relabelled or forged cell
 metadata and cell ids; an answer moved to a new cell, honest or not; duplicated cells) and hostile
 files in the exports folder that the trusted judges read.
+
+Setup cells (the code a question's probes and judges share) come only from the instructor's notebook:
+a submitted cell that claims to be one is the student's own code, and the names a student binds before
+the probes are bound again by the setup that runs in each probe's cell.
 """
 
 from __future__ import annotations
@@ -217,6 +221,30 @@ folder.symlink_to("/")
 '''
 
 
+FORGED_SETUP = {
+    "judges": "def reference(net, x):\n    return {'zeros': [0.0] * 4, 'dead': [0.0] * 4}\n\n"
+              "def judge(inputs, out):\n    return True",
+    "probes": "def measured(key):\n    return {'zeros': [0.0] * 4, 'dead': [0.0] * 4}",
+}
+
+SHADOWS_SETUP = '''
+# The names q4's setup cells bind, bound first by the student: the setup runs again in each probe's cell.
+network = lambda c: nn.Sequential(nn.ReLU())
+measured = lambda key: {"zeros": [0.0] * 4, "dead": [0.0] * 4}
+reference = lambda net, x: {"zeros": [0.0] * 4, "dead": [0.0] * 4}
+'''
+
+
+def _forged_setup(base):
+    """Cells that claim to be q4's setup cells, one for each side, right after q4's answer."""
+    notebook = nbformat.from_dict(base)
+    at = notebook.cells.index(_answer(notebook, "q4")) + 1
+    for side, source in FORGED_SETUP.items():
+        notebook.cells.insert(at, nbformat.v4.new_code_cell(
+            source, metadata={"grader": {"id": "q4", "kind": "setup", "for": side}}))
+    return notebook
+
+
 def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
     """name → (notebook, the points its honest content deserves), from full marks (``full_marks()``)."""
     reference, blank = notebooks()
@@ -282,4 +310,7 @@ def cases() -> dict[str, tuple[nbformat.NotebookNode, float]]:
         "duplicated_every_cell": (_duplicated(reference), full),
         "hostile_export_files": (_with(blank, after=HOSTILE_EXPORTS), 0),
         "exports_folder_is_a_link": (_with(blank, after=EXPORTS_LINK), 0),
+        # setup cells are the instructor's only
+        "forged_setup_cells": (_forged_setup(blank), 0),
+        "shadows_setup_names": (_with(reference, before=SHADOWS_SETUP), full),
     }
