@@ -130,6 +130,11 @@ class Test:
         """The one cell that runs in the student's kernel for this test: its setup, then its probe."""
         return f"{self.probe_setup.rstrip()}\n\n{self.probe}" if self.probe_setup.strip() else self.probe
 
+    @property
+    def judge_code(self) -> str:
+        """The judge as the grader reads it: the question's setup for judges, then the judge cell."""
+        return f"{self.judge_setup.rstrip()}\n\n{self.judge}" if self.judge_setup.strip() else self.judge
+
 
 @dataclass(frozen=True)
 class Question:

@@ -15,8 +15,9 @@ import nbformat
 import pytest
 
 import attacks
-from autograder import cells, defaults, grade, inject, judging, keys, matching, merge, release, report, rules, run, sandbox
-from autograder.result import Result, WrittenAnswer
+from autograder import cells, cli, defaults, grade, inject, judging, keys, matching, merge, release, report, rules, run, sandbox
+from autograder import result as result_file
+from autograder.result import Failure, QuestionScore, Result, WrittenAnswer, read, save
 from conftest import REPO
 
 HOMEWORK = sorted(p.stem for p in release.SOURCE_DIR.glob("*.ipynb"))
@@ -129,7 +130,7 @@ def test_hw6_and_hw7_layout_a_module_a_formula_a_measurement_or_design_and_prose
     builder = next(c.source for c in hw6.cells
                    if cells.info(c) == {"id": "q3", "kind": "visible"} and "def cifar_network(" in c.source)
     q3 = cells.questions(hw6)[2]
-    assert all("cifar_resnet(depth, 10, 3, residual=residual, widths=(8, 16, 32))" in test.judge for test in q3.tests)
+    assert all("cifar_resnet(depth, 10, 3, residual=residual, widths=(8, 16, 32))" in test.judge_code for test in q3.tests)
     # the grader's run builds book's network: it must start from the students' initial weights
     import torch
     from book.models.resnet import cifar_resnet
@@ -152,7 +153,7 @@ def test_hw6_stage_judges_count_what_flop_counter_mode_counts():
     from book import summary
     for test in cells.questions(nbformat.read(release.SOURCE_DIR / "hw6_resnet.ipynb", 4))[1].tests:
         judge = {}
-        exec(test.judge, judge)
+        exec(test.judge_code, judge)
         for c_in, width, blocks, size, stride in [(64, 16, 2, 9, 1), (24, 8, 3, 7, 2), (32, 8, 1, 6, 1)]:
             for stride_on in ("1x1", "3x3"):
                 stage = judge["stage"](c_in, width, blocks, stride, stride_on)
@@ -171,7 +172,7 @@ def test_hw8_layout_two_modules_the_relative_bias_a_design_and_prose():
     names = ("class PatchEmbedding(", "class EncoderBlock(", "def relative_attention(", "def largest_image_size(")
     answers = [c.source for c in source.cells if cells.info(c).get("kind") == "answer"]
     assert len(answers) == 4 and all(name in text for name, text in zip(names, answers))
-    judges = [t.judge for q in questions for t in q.tests]
+    judges = [t.judge_code for q in questions for t in q.tests]
     assert all("book.models.vit import" in j or "book.models.coatnet import" in j for j in judges)
     assert "Chapter: *ViT and CoAtNet*" in source.cells[0].source
 
@@ -187,7 +188,7 @@ def test_hw8_size_judges_count_what_book_summary_measures():
     exec("import torch\nfrom torch import nn\n" + answer_cell(solution("hw8_vit_coatnet"), "q4").source, scope)
     for test in cells.questions(source)[3].tests:
         judge = {}
-        exec(test.judge, judge)
+        exec(test.judge_code, judge)
         for size, patch, dim, depth, heads, mlp, c_in, classes in [(28, 4, 64, 2, 4, 128, 1, 10),
                                                                    (24, 8, 48, 1, 3, 96, 3, 100)]:
             model = ViT(classes, c_in, image_size=size, patch_size=patch, dim=dim, depth=depth, heads=heads,
@@ -520,6 +521,55 @@ def test_the_sandbox_command_hides_what_it_must():
     assert f"--tmpfs {REPO / 'book/models'}" in text
     assert str(REPO / "autograder/source") not in text and f"--ro-bind {REPO} " not in text
     assert "--reuid=61000" in text and "--as=4294967296" in text and "--nproc=256" in text
+
+
+def test_every_default_comes_from_defaults_py(monkeypatch):
+    args = cli.build_parser().parse_args(["grade", "hw1_alexnet", "subs", "--out", "out"])
+    assert (args.workers, args.timeout) == (defaults.WORKERS, defaults.CELL_TIMEOUT)
+    assert cli.limits(args) == sandbox.Limits() == sandbox.Limits(
+        memory=defaults.MEMORY, cpu_seconds=defaults.CPU_SECONDS, processes=defaults.PROCESSES,
+        file_size=defaults.FILE_SIZE, output=defaults.OUTPUT_CAP)
+    assert sandbox.Runner().workers == defaults.WORKERS
+    assert run.whole_run_limit(10, 3) == defaults.KERNEL_STARTUP_SECONDS + defaults.RUN_SLACK_SECONDS + 30
+    monkeypatch.setattr(defaults, "WORKERS", 7)   # read when the parser is built, not copied at import
+    assert cli.build_parser().parse_args(["grade", "hw1_alexnet", "subs", "--out", "out"]).workers == 7
+
+
+def _a_result(**changes) -> Result:
+    question = QuestionScore(2.0, 4.0, passed=["q1.a"], failed=[Failure("q1.b", 2.0, "Wrong.", "got 3")],
+                             answer_error="ValueError: no")
+    written = {"q2": WrittenAnswer(3.0, missing=False, blank=False, chars=5, kept=5, truncated=False, text="Prose")}
+    return dataclasses.replace(Result(student="alice", submission="alice.ipynb", homework="hw9", sha256="ab",
+                                      source_sha256="cd", max_points=4.0, manual_max=3.0, status="ok", total=2.0,
+                                      questions={"q1": question}, written=written, seconds=1.5), **changes)
+
+
+def test_a_result_reads_back_as_written_and_refuses_anything_else(tmp_path):
+    key, other = bytes(32), bytes([1]) * 32
+    path = tmp_path / "alice.json"
+    signed = _a_result().signed(key)
+    save(signed, path)
+    assert read(path, key) == signed and signed.verifies(key) and not signed.verifies(other)
+    data = json.loads(path.read_text())
+    assert "output_tail" not in data and "rule_violations" not in data["questions"]["q1"], "unset fields are absent"
+    assert data["questions"]["q1"]["failed"] == [{"test": "q1.b", "points": 2.0, "message": "Wrong.", "detail": "got 3"}]
+    with pytest.raises(result_file.Unverified):
+        read(path, other)
+    for damage, error in [({"total": 4.0}, result_file.Unverified),
+                          ({"version": result_file.RESULT_VERSION - 1}, result_file.Stale),
+                          ({"extra": 1}, result_file.Unreadable),
+                          ({"questions": {"q1": {"points": 2.0}}}, result_file.Unreadable)]:
+        body = {k: v for k, v in {**data, **damage}.items() if k != "hmac"}
+        path.write_text(json.dumps({**body, "hmac": keys.signature(body, key) if error is not result_file.Unverified
+                                    else data["hmac"]}))
+        with pytest.raises(error):
+            read(path, key)
+    path.write_text("{not json")
+    with pytest.raises(result_file.Unreadable):
+        read(path, key)
+    with pytest.raises(result_file.Unreadable):
+        read(tmp_path / "nobody.json", key)
+    assert not _a_result(graded=False, total=None).scored and _a_result().scored
 
 
 def test_missing_bubblewrap_is_a_clear_error_unless_no_sandbox(tmp_path, monkeypatch):
