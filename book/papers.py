@@ -21,8 +21,8 @@ GOOGLENET_ROWS = {
 GOOGLENET_INPUT = {"3a": (192, 28), "3b": (256, 28), "4a": (480, 14), "4b": (512, 14), "4c": (512, 14),
                    "4d": (512, 14), "4e": (528, 14), "5a": (832, 7), "5b": (832, 7)}
 # The first row of Table 1 (convolution 7×7/2, 64 channels, 112×112 output) prints 2.7K params and
-# 34M ops; 7·7·3·64 = 9,408 weights and 9,408·112·112 = 118M multiply-adds. The table disagrees with
-# itself there (2.7K·112·112 would be 34M: the row seems to count a one-channel input).
+# 34M ops. The two agree with each other (2.7K·112·112 = 34M) but fit no input: a colour input gives
+# 7·7·3·64 = 9,408 weights (118M multiply-adds at 112×112), a one-channel input 7·7·64 = 3,136.
 GOOGLENET_CONV1 = (2.7e3, 34e6)
 
 # He et al. 2016, Table 1: FLOPs, which the paper counts as multiply-adds, in billions.
@@ -70,11 +70,14 @@ IMAGENET_SYNSETS = 21_841          # non-empty synsets
 IMAGENET_BOXED_IMAGES = 1_034_908  # images with bounding-box annotations
 
 # Winning top-5 classification error of ILSVRC, by year, with its source.
+# The winning entry of each year. 2012's and 2013's best entries used outside data (ImageNet-22k
+# pre-training); without it they scored 16.4% and 11.7% (Szegedy et al. 2015, Table 2). From 2014 on the
+# winners used ILSVRC's data alone.
 ILSVRC_TOP5 = [
     (2010, 28.2, "NEC-UIUC", "Russakovsky et al. 2015, Table 7"),
     (2011, 25.8, "XRCE", "Russakovsky et al. 2015, Table 7"),
-    (2012, 15.3, "SuperVision (AlexNet)", "Krizhevsky et al. 2012, Table 2"),
-    (2013, 11.7, "Clarifai", "Russakovsky et al. 2015, Table 7"),
+    (2012, 15.3, "SuperVision (AlexNet), +ImageNet-22k", "Krizhevsky et al. 2012, Table 2"),
+    (2013, 11.2, "Clarifai, +ImageNet-22k", "Szegedy et al. 2015, Table 2"),
     (2014, 6.67, "GoogLeNet", "Szegedy et al. 2015, Table 2"),
     (2015, 3.57, "ResNet (MSRA)", "He et al. 2016, Table 5"),
     (2016, 2.99, "Trimps-Soushen", "ILSVRC 2016 results"),

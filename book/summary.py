@@ -78,7 +78,7 @@ class Table:
     @staticmethod
     def _cell(value) -> str:
         if isinstance(value, float):
-            return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+            return f"{value:,.4g}" if abs(value) < 100 else f"{value:,.0f}"
         if isinstance(value, int):
             return f"{value:,}"
         return "" if value is None else str(value)

@@ -397,7 +397,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
                                  time.perf_counter() - started, training.opt.param_groups[0]["lr"])
             history.records.append(record)
             if progress:
-                val = f", val loss {val_loss:.3f}, val acc {val_acc:.3f}" if val_acc is not None else ""
+                val = f", {(held := history.meta.get('held_out', 'test'))} loss {val_loss:.3f}, {held} acc {val_acc:.3f}" if val_acc is not None else ""
                 tqdm.write(f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.3f}, "
                            f"train acc {record.train_acc:.3f}{val}, {record.images_per_s:,.0f} img/s, "
                            f"{record.seconds:.1f} s")

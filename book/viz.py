@@ -137,26 +137,81 @@ def show(fig, format: str = "png", quality: int = 80) -> None:
 
 # ------------------------------------------------------------------------------------------------ figures
 
+def held_out_name(history) -> str:
+    """What a history's held-out figures are called: the split they come from, ``history.meta["held_out"]``,
+    else "test" (the chapters evaluate on Fashion-MNIST's "test" split, ``data.fashion_mnist("test")``).
+    The training log (``train.fit``) and :func:`plot_history` both use it, so that they agree."""
+    return str((getattr(history, "meta", None) or {}).get("held_out", "test"))
+
+
 def plot_history(history, fig=None):
-    """Loss (left) and accuracy (right) per epoch, train and validation."""
+    """Loss (left) and accuracy (right) per epoch, train and held-out (:func:`held_out_name`: "test").
+
+    A history of one epoch has no curve to draw: its final figures are shown as labelled bars instead."""
     fig = fig or plt.figure(figsize=(_WIDTH_IN, 2.6))
     fig.clear()
     loss_ax, acc_ax = fig.subplots(1, 2)
+    held = held_out_name(history)
+    has_held = any(v is not None for v in history.column("val_acc"))
+    if len(history.records) == 1:
+        record = history.records[0]
+        names = ["train", held] if has_held else ["train"]
+        colours = ["tab:blue", "tab:orange"][:len(names)]
+        for ax, values, what in ((loss_ax, (record.train_loss, record.val_loss), "loss"),
+                                 (acc_ax, (record.train_acc, record.val_acc), "accuracy")):
+            bars = ax.bar(names, values[:len(names)], color=colours, width=0.5)
+            ax.bar_label(bars, fmt="%.3f", fontsize=9, padding=2)
+            ax.set_xlim(-0.75, len(names) - 0.25)
+            ax.set_title(f"{what} after epoch {record.epoch} (one epoch: no curve)", fontsize=10)
+            ax.grid(alpha=0.3, axis="y")
+            ax.tick_params(labelsize=9)
+        top = max(v for v in (record.train_loss, record.val_loss) if v is not None)
+        loss_ax.set_ylim(0, top * 1.2 if math.isfinite(top) and top > 0 else 1)
+        loss_ax.set_ylabel("cross-entropy", fontsize=10)
+        acc_ax.set_ylim(0, 1.15)
+        acc_ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+        acc_ax.set_ylabel("accuracy", fontsize=10)
+        fig.tight_layout()
+        return fig
     epochs = history.column("epoch")
     loss_ax.plot(epochs, history.column("train_loss"), "o-", label="train")
     acc_ax.plot(epochs, history.column("train_acc"), "o-", label="train")
-    if any(v is not None for v in history.column("val_acc")):
-        loss_ax.plot(epochs, history.column("val_loss"), "s--", label="test")
-        acc_ax.plot(epochs, history.column("val_acc"), "s--", label="test")
+    if has_held:
+        loss_ax.plot(epochs, history.column("val_loss"), "s--", label=held)
+        acc_ax.plot(epochs, history.column("val_acc"), "s--", label=held)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=9)
+        if ax.get_lines():
+            ax.legend(fontsize=9)
         ax.tick_params(labelsize=9)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     return fig
+
+
+def plot_pareto_front(ax, points, *, label: str = "Pareto front", color: str = "black", zorder: float = 4):
+    """Mark the Pareto front of ``points`` on ``ax`` and return its artist (None when there are no points).
+
+    ``points``: (cost, accuracy) pairs, or {name: (cost, accuracy)}; the front is ``compare.pareto_front``'s
+    (lower cost and higher accuracy are better). Each point of the front gets a hollow diamond with a dark
+    edge around the dot already there, and a dashed staircase joins them (the best accuracy reached at each
+    cost). A front of one point has no line to draw: its diamond is drawn larger, and the legend entry says
+    how many points the front has, e.g. "Pareto front (1 point)"."""
+    from .compare import pareto_front
+
+    values = list(points.values()) if isinstance(points, dict) else list(points)
+    front = pareto_front(values)
+    if not front:
+        return None
+    xs, ys = zip(*front)
+    n = len(front)
+    (line,) = ax.plot(xs, ys, linestyle="--", drawstyle="steps-post", lw=1.2, color=color, marker="D",
+                      markersize=12 if n == 1 else 9, markerfacecolor="none", markeredgecolor=color,
+                      markeredgewidth=1.8 if n == 1 else 1.4, zorder=zorder,
+                      label=f"{label} ({n} point{'' if n == 1 else 's'})")
+    return line
 
 
 def _picture(image: torch.Tensor) -> tuple[np.ndarray, bool]:
@@ -598,8 +653,11 @@ def _levels(values: torch.Tensor, levels: int) -> np.ndarray:
     return torch.nan_to_num(scaled, nan=float(levels)).clamp(0, levels).to(torch.uint8).numpy()
 
 
-def _sprite(maps: torch.Tensor, channels: int, levels: int, max_side: int | None) -> tuple[str, dict]:
-    """One image's maps of one layer as a PNG sprite sheet (channels in a grid), and its geometry."""
+def _sprite(maps: torch.Tensor, channels: int, levels: int, max_side: int | None,
+            index: list[int] | None = None) -> tuple[str, dict]:
+    """One image's maps of one layer as a PNG sprite sheet (channels in a grid), and its geometry.
+
+    ``index``: the channels to show, in order (default: the first ``channels``)."""
     if maps.dim() == 1:
         grid = _unit_grid(maps)
         return _png_uri(_levels(grid, levels - 1), _palette(levels - 1, pad=True)), dict(
@@ -607,8 +665,10 @@ def _sprite(maps: torch.Tensor, channels: int, levels: int, max_side: int | None
     if maps.dim() != 3:
         raise ValueError(f"a layer's output must be (C, H, W) or (N,) for one image, not {tuple(maps.shape)}")
     total, height, width = maps.shape
-    shown = min(total, channels)
-    maps = maps[:shown]
+    index = list(range(total)) if index is None else list(index)
+    index = index[:channels]
+    shown = len(index)
+    maps = maps[index]
     if max_side and max(height, width) > max_side:
         maps = F.adaptive_avg_pool2d(maps[None], (min(height, max_side), min(width, max_side)))[0]
     h, w = maps.shape[1:]
@@ -661,17 +721,19 @@ _JS = """
     channel.max = L.shown - 1;
     channel.disabled = L.shown === 1;
     if (+channel.value > L.shown - 1) channel.value = L.shown - 1;
-    var c = L.shown === 1 ? 0 : +channel.value;
+    var c = L.shown === 1 ? 0 : +channel.value;  // the place in the sprite sheet
+    var n = L.index ? L.index[c] : c;            // the channel's own number in the layer
     q(".fx-image-out").textContent = i;
-    q(".fx-channel-out").textContent = L.kind === "units" ? "–" : c;
+    q(".fx-channel-out").textContent = L.kind === "units" ? "–" : n;
     var img = D.images[i], what;
     if (L.kind === "units") what = L.name + ": all " + L.units + " units";
-    else what = L.name + ", channel " + c + " of " + L.channels +
-      (L.shown < L.channels ? " (first " + L.shown + " here)" : "") + (L.note ? ", " + L.note : "");
+    else what = L.name + ", channel " + n + " of " + L.channels +
+      (L.shown < L.channels ? (L.index ? " (" + L.shown + " here)" : " (first " + L.shown + " here)") : "") +
+      (L.note ? ", " + L.note : "");
     q(".fx-input-cap").textContent = img.label;
     q(".fx-map-cap").textContent = what;
     q(".fx-label").textContent = "image " + i + " (" + img.label + ") · " + what;
-    root.dataset.state = [i, L.name, L.kind === "units" ? "units" : c].join("|");
+    root.dataset.state = [i, L.name, L.kind === "units" ? "units" : n].join("|");
     var done = draw(q(".fx-input"), img.src, 0, 0, img.w, img.h);
     done = draw(q(".fx-map"), L.sprites[i], (c % L.cols) * L.w, Math.floor(c / L.cols) * L.h, L.w, L.h) && done;
     root.dataset.drawn = done ? root.dataset.state : "";
@@ -684,15 +746,66 @@ _JS = """
 """
 
 
+def _ranges(channels: list[int]) -> str:
+    """Channel numbers as ranges: [0, 1, 2, 5] → "0–2, 5"."""
+    spans: list[list[int]] = []
+    for c in sorted(channels):
+        if spans and c == spans[-1][1] + 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in spans)
+
+
+def repeated_channels(captured: list[dict[str, torch.Tensor]], layers: list[str]) -> dict[str, dict[int, str]]:
+    """For each layer, the channels that are an exact copy of a channel of an earlier layer in ``layers``, for
+    every image, mapped to that earlier layer: {layer: {channel: earlier layer}}.
+
+    A concatenation passes its input on unchanged (a dense block's output holds its input's channels in
+    front), so the first channels of such a layer show the very maps of the layer before it. A constant
+    map (a dead unit) is never counted as a copy: all dead units look alike."""
+    seen: dict[tuple, str] = {}  # (shape, bytes of one channel over every image) → the first layer that had it
+    repeated: dict[str, dict[int, str]] = {}
+    for name in layers:
+        maps = torch.stack([one[name] for one in captured])  # (images, C, H, W)
+        repeated[name] = {}
+        if maps.dim() != 4:
+            continue
+        rows = maps.transpose(0, 1).reshape(maps.shape[1], -1).contiguous()
+        keys = []
+        for c, row in enumerate(rows):
+            key = (tuple(maps.shape[2:]), row.numpy().tobytes())
+            keys.append(key)
+            if key in seen and row.max() > row.min():
+                repeated[name][c] = seen[key]
+        for key in keys:
+            seen.setdefault(key, name)
+    return repeated
+
+
 def static_explorer(model: nn.Module, images: torch.Tensor, layers: list[str], labels: list[str] | None = None, *,
                     max_images: int = 8, max_channels: int = 16, max_kb: float = 150) -> StaticExplorer:
     """The self-contained HTML explorer of :func:`feature_explorer` (no kernel, no outside scripts).
 
-    Its size is kept under ``max_kb``: first with fewer grey levels, then by averaging large maps down."""
+    Its size is kept under ``max_kb``: first with fewer grey levels, then by averaging large maps down.
+    A layer's channels that only repeat an earlier layer's maps (:func:`repeated_channels`: a dense block's
+    input, passed on by its concatenation) are left out, so that its first ``max_channels`` are its own."""
     images = images[:max_images]
     labels = list(labels[:len(images)]) if labels else [f"image {i}" for i in range(len(images))]
     captured = [activations(model, image, layers) for image in images]
     shown = _display_names(model, layers)
+    repeated = repeated_channels(captured, layers)
+    own = {}  # layer → the channels it shows (None: the first ones), and the note that says which are left out
+    for name in layers:
+        if not repeated[name]:
+            own[name] = (None, "")
+            continue
+        total = captured[0][name].shape[0]
+        fresh = [c for c in range(total) if c not in repeated[name]]
+        sources = list(dict.fromkeys(repeated[name].values()))
+        note = (f"channels {_ranges(list(repeated[name]))} repeat {', '.join(shown[s] for s in sources)}"
+                + (" and are left out" if fresh else ""))
+        own[name] = (fresh or None, note)
     inputs = []
     for image, label in zip(images, labels):
         picture, _ = _picture(image)
@@ -704,11 +817,17 @@ def static_explorer(model: nn.Module, images: torch.Tensor, layers: list[str], l
         layer_data = []
         for name in layers:
             sprites, geometry = [], None
+            index, left_out = own[name]
             for one in captured:
-                uri, geometry = _sprite(one[name], max_channels, levels, side)
+                uri, geometry = _sprite(one[name], max_channels, levels, side, index)
                 sprites.append(uri)
+            notes = [left_out] if left_out else []
+            if index is not None:
+                geometry["index"] = index[:geometry["shown"]]
             if geometry["kind"] == "maps" and f"{geometry['h']}×{geometry['w']}" != geometry["side"]:
-                geometry["note"] = f"{geometry['side']} shown at {geometry['h']}×{geometry['w']}"
+                notes.append(f"{geometry['side']} shown at {geometry['h']}×{geometry['w']}")
+            if notes:
+                geometry["note"] = "; ".join(notes)
             geometry.pop("side", None)
             layer_data.append(dict(name=shown[name], sprites=sprites, **geometry))
         page = _explorer_html(inputs, layer_data)

@@ -189,8 +189,16 @@ GAPS = """(limit) => {
 
 EXPLORER_STATE = """(k) => {
   const root = document.querySelectorAll(".feature-explorer")[k];
+  const canvases = Array.from(root.querySelectorAll("canvas"));
+  const map = root.querySelector("canvas.fx-map") || canvases[canvases.length - 1];
+  let flat = true;  // the map is one colour (a dead unit): two such maps may rightly look alike
+  if (map && map.width && map.height) {
+    const px = map.getContext("2d").getImageData(0, 0, map.width, map.height).data;
+    for (let i = 4; i < px.length && flat; i += 4)
+      flat = px[i] === px[0] && px[i + 1] === px[1] && px[i + 2] === px[2] && px[i + 3] === px[3];
+  }
   return {drawn: !!root.dataset.drawn && root.dataset.drawn === root.dataset.state,
-          pictures: Array.from(root.querySelectorAll("canvas")).map((c) => c.toDataURL()).join("|"),
+          pictures: canvases.map((c) => c.toDataURL()).join("|"), map: map ? map.toDataURL() : "", flat,
           label: root.querySelector(".fx-label").textContent};
 }"""
 
@@ -211,18 +219,51 @@ EXPLORER_CONTROL = """([k, cls]) => {
 }"""
 
 
+def _explorer_state(page, k: int) -> dict:
+    page.wait_for_function(f"() => {{ const r = document.querySelectorAll('.feature-explorer')[{k}]; "
+                           "return !!r.dataset.drawn && r.dataset.drawn === r.dataset.state; }", timeout=30_000)
+    return page.evaluate(EXPLORER_STATE, k)
+
+
+def _sweep(page, k: int, cls: str, control: dict) -> list[str]:
+    """Move one control through every one of its values, one step at a time. Each step must change the label
+    and the picture (two one-colour maps, dead units, may look alike); each option of the layer menu must
+    show a picture that no other option shows (a layer that repeats another layer's maps shows nothing new)."""
+    where = f"explorer {k + 1}: {cls}"
+    previous, problems, changed = _explorer_state(page, k), [], False
+    shown = {control["value"]: previous}
+    for value in [v for v in control["values"] if v != control["value"]]:
+        page.evaluate(EXPLORER_MOVE, [k, cls, value])
+        try:
+            now = _explorer_state(page, k)
+        except Exception:  # noqa: BLE001 - a timeout is the finding
+            problems.append(f"{where} = {value}: never finished drawing")
+            break
+        if now["label"] == previous["label"]:
+            problems.append(f"{where} = {value}: the label stays {now['label']!r}")
+        if now["pictures"] == previous["pictures"] and not (now["flat"] and previous["flat"]):
+            problems.append(f"{where} = {value}: the picture stays as it was ({previous['label']!r})")
+        elif cls == "fx-layer":
+            same = [v for v, seen in shown.items() if seen["map"] == now["map"] and not (seen["flat"] and now["flat"])]
+            if same:
+                problems.append(f"{where} = {value}: shows the same picture as {cls} = {same[0]} "
+                                f"({now['label']!r})")
+        changed = changed or now["pictures"] != previous["pictures"]
+        shown[value], previous = now, now
+    if not changed:
+        problems.append(f"{where}: moving it through {control['values']} never changes the picture "
+                        f"({previous['label']!r})")
+    return problems
+
+
 def check_explorers(page) -> list[str]:
-    """Each control of each explorer on the page changes the picture (pixels) and the label."""
+    """Every control of every explorer on the page, through every value: each step changes the picture
+    (pixels) and the label, and no two options of the layer menu show the same picture."""
     problems = []
     width = page.evaluate("window.innerWidth")
     for k in range(page.locator(".feature-explorer").count()):
-        def state():
-            page.wait_for_function(f"() => {{ const r = document.querySelectorAll('.feature-explorer')[{k}]; "
-                                   "return !!r.dataset.drawn && r.dataset.drawn === r.dataset.state; }",
-                                   timeout=30_000)
-            return page.evaluate(EXPLORER_STATE, k)
         try:
-            state()
+            _explorer_state(page, k)
         except Exception:  # noqa: BLE001 - a timeout is the finding
             problems.append(f"explorer {k + 1}: never finished drawing")
             continue
@@ -237,24 +278,9 @@ def check_explorers(page) -> list[str]:
             if control["disabled"]:
                 problems.append(f"explorer {k + 1}: {cls} is disabled")
                 continue
-            before = state()
-            others = [v for v in control["values"] if v != control["value"]]
-            # the far end first, then others: two channels can look alike (a dead unit is all zeros)
-            tries = list(dict.fromkeys(others[-1:] + others[:1] + others[len(others) // 2:][:3]))
-            changed = False
-            for value in tries:
-                page.evaluate(EXPLORER_MOVE, [k, cls, value])
-                try:
-                    after = state()
-                except Exception:  # noqa: BLE001
-                    problems.append(f"explorer {k + 1}: never finished drawing after {cls} = {value}")
-                    break
-                if after["pictures"] != before["pictures"] and after["label"] != before["label"]:
-                    changed = True
-                    break
-            if not changed:
-                problems.append(f"explorer {k + 1}: moving {cls} through {tries} does not change both the "
-                                f"picture and the label ({before['label']!r})")
+            found = _sweep(page, k, cls, control)
+            problems += found[:4] + ([f"explorer {k + 1}: {cls}: {len(found) - 4} more like these"]
+                                     if len(found) > 4 else [])
     return problems
 
 
@@ -594,6 +620,55 @@ def test_check_explorers_fails_on_a_frozen_explorer(scratch):
     problems = check_explorers(scratch)
     assert any("fx-channel" in p for p in problems) and any("fx-layer" in p for p in problems), problems
     assert not any("fx-image" in p for p in problems), problems  # the image slider does move the picture
+
+
+def generated_explorer(model, layers, side=16, images=4):
+    """The explorer book.viz writes into a stored chapter, for a small untrained model, on a page of its own:
+    the check runs on what the generator makes today, without building the book."""
+    import torch
+
+    from book import viz
+
+    torch.manual_seed(0)
+    model.eval()
+    html = viz.static_explorer(model, torch.rand(images, 1, side, side), layers,
+                               [f"class {i}" for i in range(images)]).html
+    return ARTICLE.format(title="explorer", nav="", body=html).replace("width:300px", "width:370px")
+
+
+def dense_explorer():
+    """A small DenseNet-BC, seen after its stem and after each dense block and transition (as chapter 07)."""
+    from book.models.densenet import DenseNet
+
+    layers = ["features.relu0", "features.denseblock1", "features.transition1", "features.denseblock2"]
+    return generated_explorer(DenseNet(4, 8, (2, 2), 10, 1, stem="small"), layers)
+
+
+def test_explorers_that_book_viz_writes_pass_the_check(scratch):
+    """Every control of the generated explorer, through every value, changes what is shown; a dense block's
+    first channels are its input's maps, so without leaving those out its picture would be its input's."""
+    from torch import nn
+
+    plain = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 4, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 20), nn.ReLU())
+    for page in (dense_explorer(), generated_explorer(plain, ["1", "3", "6"])):
+        errors = []
+        scratch.on("pageerror", lambda error: errors.append(str(error)))
+        scratch.set_content(page)
+        assert check_explorers(scratch) == [], page[:200]
+        assert not errors, errors
+
+
+def test_check_explorers_fails_when_a_layer_shows_another_layers_maps(scratch):
+    """A layer that only passes its input on (nn.Identity here, as a dense block's first channels) shows the
+    same picture as the layer before it: the layer menu seems to do nothing (issue 24 §8)."""
+    from torch import nn
+
+    copy = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.Identity(), nn.Conv2d(6, 4, 3, padding=1))
+    scratch.set_content(generated_explorer(copy, ["1", "2", "3"]))
+    problems = check_explorers(scratch)
+    assert any("fx-layer = 1: the picture stays" in p for p in problems), problems
+    assert not any("fx-image" in p or "fx-channel" in p for p in problems), problems
 
 
 def test_check_weight_counts_the_widget_manager_as_the_pages_own():

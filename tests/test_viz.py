@@ -7,6 +7,7 @@ import re
 import shutil
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -60,6 +61,18 @@ def synthetic_history(epochs=10):
                             for e in range(1, epochs + 1)])
 
 
+def pareto_figure(points=((68, 0.778), (269, 0.774), (102, 0.765))):
+    """Chapter 07's plot: accuracy against parameters, one dot per network, and the Pareto front."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    ax.scatter(*zip(*points), color="tab:blue", s=16, label="networks")
+    viz.plot_pareto_front(ax, points)
+    ax.set(xscale="log", xlabel="parameters (thousands)", ylabel="test accuracy")
+    ax.legend(fontsize=9)
+    ax.tick_params(labelsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def every_plot():
     torch.manual_seed(0)
     actual = torch.randint(0, 10, (10_000,))
@@ -67,6 +80,8 @@ def every_plot():
     net = SyntheticConvNet()
     return {
         "plot_history": lambda: viz.plot_history(synthetic_history()),
+        "plot_history_one_epoch": lambda: viz.plot_history(synthetic_history(1)),
+        "pareto_front": pareto_figure,
         "confusion_matrix": lambda: viz.confusion_matrix(predicted, actual, CLASSES, "a long synthetic title here"),
         "filter_grid": lambda: viz.filter_grid(torch.randn(64, 3, 5, 5)),
         "filter_grid_gray": lambda: viz.filter_grid(torch.randn(24, 1, 11, 11)),
@@ -128,6 +143,121 @@ def test_a_typical_figure_is_small():
     fig.savefig(buffer, format="png", bbox_inches="tight")  # what the inline backend stores
     plt.close(fig)
     assert len(buffer.getvalue()) < 60_000
+
+
+def test_a_one_epoch_history_is_drawn_as_bars_with_its_numbers():
+    """One epoch has no curve: a line plot would show one dot per series on an axis from 0.96 to 1.04."""
+    fig = viz.plot_history(synthetic_history(1))
+    try:
+        for ax in fig.axes:
+            assert not [line for line in ax.get_lines() if len(line.get_xdata()) == 1], "one-point lines"
+            assert len(ax.containers) == 1 and len(ax.containers[0]) == 2  # a train bar and a test bar
+            assert [t.get_text() for t in ax.get_xticklabels()] == ["train", "test"]
+            assert "after epoch 1" in ax.get_title()
+        loss, acc = (sorted(float(t.get_text()) for t in ax.texts) for ax in fig.axes)  # the bars' labels
+        assert loss == [1.0, 1.1] and acc == [0.65, 0.7]  # synthetic_history(1): losses 1/1, 1.1/1; 1-0.3, 1-0.35
+        assert viz.smallest_label_pt(fig) >= 9
+    finally:
+        plt.close(fig)
+    fig = viz.plot_history(History(records=[EpochRecord(1, 0.8, 0.7, None, None, 1000.0, 10.0, 0.1)]))
+    assert [len(ax.containers[0]) for ax in fig.axes] == [1, 1]  # no held-out figures: only the train bar
+    plt.close(fig)
+    fig = viz.plot_history(synthetic_history(3))  # from two epochs on: the curves, as before
+    assert all(len(line.get_xdata()) == 3 for ax in fig.axes for line in ax.get_lines())
+    plt.close(fig)
+
+
+def test_the_training_log_and_the_legend_name_the_held_out_split_alike(capsys):
+    """The log line of ``fit`` and the figure's legend both call the held-out figures by the split's name:
+    "test" (the chapters evaluate on Fashion-MNIST's test split), or ``meta["held_out"]`` (review item N16)."""
+    from book.train import fit
+
+    torch.manual_seed(0)
+    batches = [(torch.rand(16, 1, 8, 8), torch.randint(0, 3, (16,))) for _ in range(2)]
+    for meta, name in (({}, "test"), ({"held_out": "val"}, "val")):
+        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+        history = fit(net, batches, batches, epochs=2, device="cpu", bf16=False, stored=True, live_plot=False,
+                      meta=meta)
+        log = capsys.readouterr().out
+        assert f", {name} loss " in log and f", {name} acc " in log, log
+        assert ("val loss" in log) == (name == "val"), log
+        fig = viz.plot_history(history)
+        assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train", name]
+        plt.close(fig)
+        fig = viz.plot_history(History(history.records[:1], history.meta))
+        assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["train", name]
+        plt.close(fig)
+
+
+def _dark_pixels(fig) -> int:
+    fig.canvas.draw()
+    rgb = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()).int()
+    return int((rgb.sum(-1) < 200).sum())
+
+
+def test_a_pareto_front_of_one_point_is_visible_and_named():
+    """Review item E10: with one point, a "k--" line draws nothing while the legend lists it."""
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set(xlim=(0, 10), ylim=(0, 1), xticks=[], yticks=[])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    assert _dark_pixels(fig) == 0
+    ax.plot([5], [0.5], "k--")  # the old way: nothing is drawn
+    assert _dark_pixels(fig) == 0
+    front = viz.plot_pareto_front(ax, {"a": (5, 0.5), "b": (7, 0.4), "c": (8, 0.5)})  # b and c are dominated
+    assert front.get_label() == "Pareto front (1 point)"
+    assert front.get_marker() == "D" and front.get_markersize() >= 10 and front.get_markeredgewidth() > 1
+    assert front.get_markerfacecolor() == "none"  # a ring: the network's own dot stays visible inside it
+    assert _dark_pixels(fig) > 30  # the ring is drawn
+    legend = ax.legend()
+    assert legend.get_lines()[0].get_marker() == "D"  # the legend shows the ring that marks the front
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    front = viz.plot_pareto_front(ax, [(1, 0.8), (2, 0.9), (3, 0.85), (4, 0.95)])
+    assert front.get_label() == "Pareto front (3 points)" and front.get_drawstyle() == "steps-post"
+    assert list(front.get_xdata()) == [1, 2, 4] and front.get_marker() == "D"
+    assert viz.plot_pareto_front(ax, []) is None
+    plt.close(fig)
+
+
+def test_every_layer_of_an_explorer_shows_its_own_maps():
+    """A dense block's output starts with its input's channels, unchanged (issue 24 §8): the explorer leaves
+    those out, so that every layer option shows different maps for every image."""
+    import json
+
+    from book.models.densenet import DenseNet
+
+    torch.manual_seed(0)
+    net = DenseNet(4, 8, (2, 2), 10, 1, stem="small").eval()
+    layers = ["features.relu0", "features.denseblock1", "features.transition1", "features.denseblock2"]
+    explorer = viz.static_explorer(net, torch.rand(4, 1, 16, 16), layers, max_channels=6)
+    found = re.search(r'<script type="application/json">(.*?)</script>', explorer.html, re.S).group(1)
+    shown = json.loads(found.replace("<\\/", "</"))["layers"]
+    for i in range(4):  # per image: one sheet per layer, no two alike
+        sheets = [layer["sprites"][i] for layer in shown]
+        assert len(set(sheets)) == len(sheets), f"image {i}: two layers show the same maps"
+    dense1, dense2 = shown[1], shown[3]
+    assert dense1["channels"] == 16 and dense1["index"] == [8, 9, 10, 11, 12, 13]  # relu0 had 8 channels
+    assert dense1["note"] == "channels 0–7 repeat relu0 and are left out"
+    assert dense2["index"][0] == 8 and "repeat transition 1" in dense2["note"]
+    assert "index" not in shown[0] and "index" not in shown[2]
+    plain = synthetic_explorer().html  # a plain network's layers repeat nothing: every channel from 0
+    found = re.search(r'<script type="application/json">(.*?)</script>', plain, re.S).group(1)
+    plain_layers = json.loads(found.replace("<\\/", "</"))["layers"]
+    for i in range(8):
+        sheets = [layer["sprites"][i] for layer in plain_layers]
+        assert len(set(sheets)) == len(sheets) and not any("index" in layer for layer in plain_layers)
+
+
+def test_repeated_channels_finds_copies_but_not_dead_units():
+    torch.manual_seed(0)
+    a = torch.rand(3, 4, 4)
+    dead = torch.zeros(1, 4, 4)
+    captured = [{"a": torch.cat([a, dead]), "b": torch.cat([a[1:2], torch.rand(2, 4, 4), dead]), "c": torch.rand(5)}
+                for _ in range(2)]
+    assert viz.repeated_channels(captured, ["a", "b", "c"]) == {"a": {}, "b": {0: "a"}, "c": {}}
+    captured[1]["b"][0, 0, 0] += 1  # a copy for one image only is no copy
+    assert viz.repeated_channels(captured, ["a", "b", "c"]) == {"a": {}, "b": {}, "c": {}}
 
 
 def synthetic_explorer(**kwargs):

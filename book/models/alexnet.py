@@ -31,7 +31,7 @@ class AlexNet(nn.Module):
 
     - ``towers=2`` splits conv2, conv4 and conv5 into two groups, as the two GPUs did; conv3 and the
       FC layers see both towers (§3.2). The two-tower form has 60,965,224 parameters.
-    - ``lrn`` adds local response normalisation after conv1 and conv2 (k=2, n=5, α=1e-4, β=0.75, §3.3).
+    - ``lrn`` adds local response normalisation after conv1 and conv2 (§3.3's constants: 2 added, 5 adjacent maps, α=1e-4, β=0.75).
     - ``overlap`` pools 3×3 with stride 2 instead of 2×2 with stride 2 (§3.4).
     - ``dropout`` zeroes outputs of the first two FC layers with this probability (0.5 in §4.2).
     - ``activation`` "relu" (§3.1) or "tanh", for the paper's Figure 1 comparison.
@@ -57,7 +57,7 @@ class AlexNet(nn.Module):
         )
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)  # identity at 224 px; lets other sizes in
         hidden = max(1, round(hidden * width))
-        self.classifier = nn.Sequential(  # dropout on the outputs of FC6 and FC7 (§4.2)
+        self.classifier = nn.Sequential(  # dropout on the outputs of fc6 and fc7 (§4.2)
             nn.Flatten(),
             nn.Linear(c5 * pool_size * pool_size, hidden), act(), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), act(), nn.Dropout(dropout),
@@ -66,7 +66,8 @@ class AlexNet(nn.Module):
 
         # Each activation gets its standard initialisation (He et al. 2015 for ReLU, Glorot & Bengio 2010
         # for tanh), so that a comparison of the two measures the non-linearity and not a poor start.
-        # (The paper drew every weight from N(0, 0.01), which trains only with its hand-set biases.)
+        # (The paper drew every weight from N(0, 0.01²) and set some biases to 1, which it says "accelerates
+        # the early stages of learning" (§5).)
         if activation == "relu":
             he_init(self)
         else:

@@ -95,10 +95,12 @@ class TransformerBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(out_channels, 4 * out_channels), nn.GELU(), nn.Linear(4 * out_channels, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x)
+        # Eq. 4 normalises before it pools: Attention(Pool(Norm(x))), beside the shortcut Proj(Pool(x)).
+        normalised = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x, normalised = self.pool(x), self.pool(normalised)
         n, _, h, w = x.shape
         shortcut = self.shortcut(x).flatten(2).transpose(1, 2)
-        tokens = shortcut + self.attention(self.norm1(x.flatten(2).transpose(1, 2)))
+        tokens = shortcut + self.attention(normalised.flatten(2).transpose(1, 2))
         tokens = tokens + self.mlp(self.norm2(tokens))
         return tokens.transpose(1, 2).reshape(n, -1, h, w)
 
@@ -188,6 +190,9 @@ SPEC = register(Spec(
     # CoAtNet-0 is too wide for small images: the small configuration (and the gpu recipe at 96 px) trains
     # ``config="coatnet_tiny"``, named in the options so that every recipe shown says so.
     family="coatnet", chapter="08_vit_coatnet", model_class=CoAtNet, diagram_depth=1, paper_table=paper_table,
+    # S0 is the convolution stem; S1–S4 are MBConv (C) or transformer (T) stages as ``layout`` says
+    diagram_tags=lambda model: {"s0": "C", **{f"s{i}": kind for i, kind in enumerate(model.layout, 1)}},
+    diagram_block=("s1.0", 2),  # one MBConv: its pooled projection shortcut beside the inverted bottleneck
     builders={"coatnet": coatnet},
     small={"coatnet": (32, dict(config="coatnet_tiny", image_size=32, stem="small"))},
     cpu=dict(epochs=1, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),

@@ -162,6 +162,7 @@ def paper_table():
 SPEC = register(Spec(
     # depth 2: the dense blocks and transitions inside ``features``
     family="densenet", chapter="07_densenet", model_class=DenseNet, diagram_depth=2, paper_table=paper_table,
+    diagram_block=("features.denseblock1", 2),  # every layer reads the concatenation of all before it
     builders={name: partial(densenet, name) for name in CONFIGS},
     # The small DenseNets keep their shape with half the layers per block and growth rate 12 (k=24 for 161).
     small={"densenet121": (28, dict(growth_rate=12, blocks=(3, 6, 12, 8), stem="small")),

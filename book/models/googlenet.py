@@ -167,6 +167,7 @@ def paper_table():
 SPEC = register(Spec(
     # depth 1: the stem and each inception block (the ModuleDict of blocks is iterated, not called)
     family="googlenet", chapter="04_googlenet", model_class=GoogLeNet, diagram_depth=1, paper_table=paper_table,
+    diagram_block=("blocks.inception3a", 2),  # the four branches of Figure 2b
     builders={"googlenet": GoogLeNet},
     small={"googlenet": (32, dict(width=0.25, stem="small", lrn=False))},
     cpu=dict(epochs=3, batch_size=128, lr=0.05),

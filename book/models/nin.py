@@ -74,6 +74,7 @@ class NiN(nn.Module):
 
 SPEC = register(Spec(
     family="nin", chapter="03_nin", model_class=NiN, diagram_depth=2,
+    diagram_block=("features.0", 1),  # mlpconv1: a convolution and two 1×1 convolutions (§3.1)
     builders={"nin": NiN},
     small={"nin": (32, dict(width=0.25, stem="small"))},
     cpu=dict(epochs=6, batch_size=128, lr=0.1),

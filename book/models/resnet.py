@@ -65,7 +65,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     """1×1 reduce, 3×3, 1×1 expand ×4 (Figure 5 right).
 
-    The paper downsamples with the first 1×1 convolution (§3.3, "performed by conv3_1, conv4_1 and
+    The paper downsamples with the first 1×1 convolution (Table 1's caption: "performed by conv3_1, conv4_1 and
     conv5_1 with a stride of 2"); torchvision ("v1.5") strides the 3×3 instead, which costs more
     multiply-adds and is more accurate. ``stride_on`` chooses: "1x1" (paper) or "3x3" (torchvision).
     """
@@ -213,6 +213,8 @@ def paper_table():
 
 SPEC = register(Spec(
     family="resnet", chapter="06_resnet", model_class=ResNet, diagram_depth=1, paper_table=paper_table,
+    # conv3_x in full: block 1 adds a 1×1/2 projection shortcut (§3.3, option B), block 2 the identity
+    diagram_block=("layer2", 2),
     builders={name: partial(resnet, name) for name in CONFIGS},
     small={name: (28, dict(width=0.25, stem="small")) for name in CONFIGS},
     # 3 epochs at batch 64 reach what 4 at batch 128 did (twice the steps per epoch, at the same cost per image

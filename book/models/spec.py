@@ -47,6 +47,10 @@ class Spec:
     gpu: dict
     model_class: type[nn.Module] | None = None
     diagram_depth: int = 1                         # torchview depth whose boxes are the paper's units
+    # (module path, torchview depth inside it) of the one unit ``diagram.block_diagram`` draws in full: where
+    # the architecture's idea is (ResNet's shortcuts, DenseNet's concatenations), below the boxes of diagram_depth
+    diagram_block: tuple[str, int] | None = None
+    diagram_tags: Callable[[nn.Module], dict[str, str]] | None = None  # {module path: word after its box's name}
     paper_table: Callable[[], object] | None = None  # our measured counts beside the paper's table
     compared: tuple[Compared, ...] = ()
     imagenet: bool = True

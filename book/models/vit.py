@@ -132,6 +132,7 @@ def paper_table():
 SPEC = register(Spec(
     # ViT and CoAtNet share one chapter, with two claim studies: 2 epochs and 1 keep it within 10 minutes.
     family="vit", chapter="08_vit_coatnet", model_class=ViT, diagram_depth=1, paper_table=paper_table,
+    diagram_block=("blocks.0", 1),  # one encoder block: its two residual additions (Eq. 2–3)
     builders={"vit": ViT},
     small={"vit": (28, dict(image_size=28, patch_size=4, dim=64, depth=4, heads=4, mlp_dim=128))},
     cpu=dict(epochs=2, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
