@@ -405,14 +405,16 @@ def attention_overlay(images: torch.Tensor, rows: dict[str, torch.Tensor], label
     for i in range(n):
         picture, rgb = _picture(images[i])
         for ax in axes[:, i]:
-            ax.imshow(picture, cmap=None if rgb else "gray")
+            # Nearest neighbour keeps the image's own pixels as flat squares: a smooth resampling of
+            # each panel at screen resolution made this figure a third of its chapter's size.
+            ax.imshow(picture, cmap=None if rgb else "gray", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[0, i].set_title(_wrap(labels[i]), fontsize=9)
         for row, values in enumerate(rows.values(), start=1):
             heat = F.interpolate(values[i][None, None].float(), size=images.shape[-2:], mode="bilinear",
                                  align_corners=False)[0, 0]
-            axes[row, i].imshow(heat.numpy(), cmap="jet", alpha=0.55)
+            axes[row, i].imshow(heat.numpy(), cmap="jet", alpha=0.55, interpolation="nearest")
     for row, name in enumerate(rows, start=1):
         axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
     fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.15)
