@@ -34,7 +34,7 @@ def add_late_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deadline", help="ISO 8601 with a timezone, e.g. 2026-03-01T23:59:00+01:00 or ...Z "
                         "(a time without one is refused); submission times come from SUBMISSIONS/submissions.csv "
                         "(student,file,submitted_at), else the file's modification time")
-    parser.add_argument("--late-policy", help=f"{late.POLICY_FORMS}; a share of the points earned, taken after hand "
+    parser.add_argument("--late-policy", help=f"{late.POLICY_FORMS.replace('%', '%%')}; a share of the points earned, taken after hand "
                         "grading (finalize recomputes it). Default with --deadline: none (late days reported only)")
 
 

@@ -197,6 +197,7 @@ def test_a_finalized_folder_exports_automatic_plus_manual_less_the_late_penalty(
     assert sorted(by) == ["jdoe", "sobrien"]
     assert [by["jdoe"][c] for c in ("raw_score", "late_submission_penalty", "score", "max_score")] == \
         ["11", "1.1", "9.9", "17"]
+    assert by["jdoe"]["timestamp"] == "2026-10-02 04:59:00.000000", "the submission time late work was judged by"
 
     (tmp_path / "moodle.csv").write_text(MOODLE, encoding="utf-8")
     assert cli("export", "moodle", out, "--roster", tmp_path / "moodle.csv", "--write").returncode == 0

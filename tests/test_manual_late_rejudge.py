@@ -105,6 +105,13 @@ def test_grade_refuses_bad_late_flags_before_grading(tmp_path, capsys):
     assert not (tmp_path / "out").exists(), "nothing was graded or written"
 
 
+def test_grade_help_shows_the_late_policy_forms(capsys):
+    """argparse %-formats help text: the policy's '%/day' must reach the reader, not crash --help."""
+    with pytest.raises(SystemExit) as done:
+        cli.main(["grade", "--help"])
+    assert done.value.code == 0 and "10%/day,max=50%" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- hand-grading sheets, pure
 
 def test_points_are_plain_numbers_within_the_maximum():
