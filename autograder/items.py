@@ -37,9 +37,9 @@ from string import Template
 
 import nbformat
 
-from . import cells, keys
+from . import cells
 from .report import spreadsheet_safe
-from .result import Result, ResultError, read
+from .result import Result, read_folder
 
 TEMPLATE = Path(__file__).with_name("templates") / "report.html"
 TOP_FAILURES = 5          # failure messages listed per test
@@ -173,20 +173,14 @@ def load(out: Path) -> list[Result]:
     """The signed results of ``out/results/`` (a graded or merged folder), verified under ``out``'s key;
     refuses the folder when any result does not verify or cannot be read."""
     out = Path(out)
-    key = keys.read_key(out / ".grader" / "key")
-    paths = sorted((out / "results").glob("*.json"))
-    if not paths:
+    _, results, unusable = read_folder(out)
+    if not results and not unusable:
         raise ReportError(f"{out / 'results'} holds no results: grade into {out} first")
-    results, bad = [], []
-    for path in paths:
-        try:
-            results.append(read(path, key))
-        except ResultError as error:
-            bad.append(f"{path.name}: {error}")
-    if bad:
+    if unusable:
+        bad = [f"{path.name}: {error}" for path, error in unusable.items()]
         raise ReportError(f"{len(bad)} result(s) in {out / 'results'} cannot be used, so no report was written "
                           f"(grade again): " + "; ".join(bad[:5]))
-    return results
+    return list(results.values())
 
 
 def source_questions(results: list[Result], source_dir: Path | None = None) -> list[cells.Question] | None:

@@ -34,11 +34,11 @@ from pathlib import Path
 
 import nbformat
 
-from . import cells, keys, report
+from . import cells, report
 from . import late as late_work
 from .grade import Assignment, find_source
 from .release import SOURCE_DIR
-from .result import Result, ResultError, read
+from .result import Result, read_folder
 
 MANUAL_DIR = "manual"
 SHEET_COLUMNS = ("student", "answer_file", "points", "comment")
@@ -61,17 +61,11 @@ class Mark:
 
 def load_results(out: Path) -> tuple[bytes, dict[str, Result]]:
     """The grader key and every signed result of ``out``; one that does not verify is refused, named."""
-    key = keys.read_key(out / ".grader" / "key")
-    results = {}
-    paths = sorted((out / "results").glob("*.json"))
-    if not paths:
+    key, results, unusable = read_folder(out)
+    if not results and not unusable:
         raise FileNotFoundError(f"{out / 'results'} holds no results: is {out} the --out folder of a grade?")
-    for path in paths:
-        try:
-            result = read(path, key)
-        except ResultError as error:
-            raise cells.FormatError(f"{path}: {error}; grade that student again") from None
-        results[result.student] = result
+    for path, error in unusable.items():   # the first, in file order
+        raise cells.FormatError(f"{path}: {error}; grade that student again")
     homework = sorted({r.homework for r in results.values()})
     if len(homework) > 1:
         raise cells.FormatError(f"{out} holds results of several homework sets ({', '.join(homework)}); one per folder")

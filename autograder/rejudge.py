@@ -24,7 +24,7 @@ from . import cells, keys, report, stored
 from . import late as late_work
 from .grade import Assignment, empty_questions, find_source, make_judges
 from .release import SOURCE_DIR
-from .result import Failure, Result, ResultError, read
+from .result import Failure, Result, read_folder
 
 
 class RejudgeRefused(cells.FormatError):
@@ -93,19 +93,10 @@ def _self_check(out: Path, key: bytes, assignment: Assignment, judges: dict, now
 
 
 def rejudge(out: Path, source_dir: Path = SOURCE_DIR) -> Rejudged:
-    key = keys.read_key(out / ".grader" / "key")
-    paths = sorted((out / "results").glob("*.json"))
-    if not paths:
+    key, old, unusable = read_folder(out)
+    if not old and not unusable:
         raise FileNotFoundError(f"{out / 'results'} holds no results: is {out} the --out folder of a grade?")
-    old: dict[str, Result] = {}
-    refused: dict[str, str] = {}
-    for path in paths:
-        try:
-            result = read(path, key)
-        except ResultError as error:
-            refused[path.stem] = f"{error}; grade this student again"
-            continue
-        old[result.student] = result
+    refused = {path.stem: f"{error}; grade this student again" for path, error in unusable.items()}
     if not old:
         raise RejudgeRefused(f"no result in {out / 'results'} verifies: run a full grade")
     homework = {r.homework for r in old.values()}

@@ -181,3 +181,18 @@ def read(path: Path, key: bytes) -> Result:
                                                          data.get("hmac"), key):
         raise Unverified("does not verify under the grader key: it was changed after grading")
     return Result.from_json(data)
+
+
+def read_folder(out: Path) -> tuple[bytes, dict[str, Result], dict[Path, ResultError]]:
+    """The grader key of a graded folder, every result of ``out/results/`` that verifies under it (by student,
+    in file order), and why each other results file cannot be used. What a refusal means is the caller's."""
+    key = keys.read_key(out / ".grader" / "key")
+    results, unusable = {}, {}
+    for path in sorted((out / "results").glob("*.json")):
+        try:
+            result = read(path, key)
+        except ResultError as error:
+            unusable[path] = error
+            continue
+        results[result.student] = result
+    return key, results, unusable
