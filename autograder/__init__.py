@@ -8,5 +8,8 @@ Modules: ``cells`` (the instructor notebook format and the table of cell kinds),
 ``matching`` (which submitted cell is which), ``rules`` (own-code rules), ``inject``, ``sandbox`` and
 ``run`` (one sandboxed pytest+nbval run), ``probe`` (inside the sandbox) and ``judging`` (outside it),
 ``grade`` (one student and the batch), ``result`` (the typed, signed result), ``keys``, ``report``,
-``merge``, ``defaults`` and ``cli``. The sandbox sees only this file, ``probe`` and ``nbval_plugin``.
+``merge``, ``items`` (the item analysis: report.html, items.csv), ``exports`` (Canvas, Moodle,
+nbgrader, Gradescope), ``defaults`` and ``cli``; after grading, ``manual`` (hand-grading sheets,
+``finalize``), ``late`` (deadlines, penalties), ``stored`` (kept exports) and ``rejudge``, their commands in
+``handwork``. The sandbox sees only this file, ``probe`` and ``nbval_plugin``.
 """

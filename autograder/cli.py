@@ -10,8 +10,9 @@ from pathlib import Path
 from . import cells, defaults, keys
 from . import grade as grading
 from . import merge as merging
+from . import handwork
 from . import release as releasing
-from . import report, sandbox
+from . import exports, items, report, sandbox
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,18 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (grades are NOT trustworthy)")
     gr.add_argument("--shard", help="grade only part i of n (0 <= i < n), e.g. $SLURM_ARRAY_TASK_ID/8; needs --key")
     gr.add_argument("--key", type=Path, help="the grader key shared by every shard (see: key)")
+    handwork.add_late_flags(gr)
     mg = commands.add_parser("merge", help="combine shard folders into one grades.csv, feedback set and summary")
     mg.add_argument("shards", nargs="+", type=Path)
     mg.add_argument("--out", type=Path, required=True)
     ky = commands.add_parser("key", help="write a new grader key for the shards of one class")
     ky.add_argument("file", type=Path)
+    rp = commands.add_parser("report", help="item analysis of a graded folder: OUT/report.html and OUT/items.csv")
+    rp.add_argument("out", type=Path, help="a folder written by grade or merge")
+    rp.add_argument("--source", type=Path, default=releasing.SOURCE_DIR, help="folder of instructor notebooks "
+                    "(for the tests' order and points; default: autograder/source/)")
+    exports.add_parsers(commands)
+    handwork.add_parsers(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"release": _release, "key": _key, "merge": _merge, "grade": _grade}[args.command](args)
+        return {"release": _release, "key": _key, "merge": _merge, "grade": _grade, "report": _report,
+                "export": exports.run, **handwork.COMMANDS}[args.command](args)
     except (FileNotFoundError, ValueError, cells.FormatError, sandbox.SandboxUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -67,6 +76,13 @@ def limits(args) -> sandbox.Limits:
     return sandbox.Limits(memory=int(args.memory_gib * 2**30), output=args.output_cap)
 
 
+def _report(args) -> int:
+    results = items.load(args.out)
+    page, table = items.write(results, args.out, items.source_questions(results, args.source))
+    print(f"wrote {page} and {table}")
+    return 0
+
+
 def _key(args) -> int:
     try:
         keys.new_key_file(args.file)
@@ -81,11 +97,14 @@ def _merge(args) -> int:
     merged = merging.merge(args.shards, args.out)
     print(f"merged {len(args.shards)} shards, {len(merged)} students: wrote {args.out / 'grades.csv'}, "
           f"{args.out / 'summary.json'}, {args.out / 'histogram.png'}, results/ and feedback/")
+    if merged:
+        print("wrote {} and {} (item analysis)".format(*items.write(merged, args.out)))
     return 0
 
 
 def _grade(args) -> int:
     shard = grading.parse_shard(args.shard) if args.shard else None
+    late = handwork.late_of(args)   # a bad deadline, policy or submissions.csv fails before any run
     if args.no_sandbox:
         print("WARNING: --no-sandbox: student code runs with your permissions and can change its own "
               "grade and others'. These grades are not trustworthy.", file=sys.stderr)
@@ -93,13 +112,15 @@ def _grade(args) -> int:
         sandbox.check_available()
     results = grading.grade(args.homework, args.submissions, args.out, args.workers, args.timeout,
                             source_dir=args.source, sandbox=not args.no_sandbox, limits=limits(args),
-                            shard=shard, key_file=args.key)
+                            shard=shard, key_file=args.key, late=late)
     for r in results:
         manual = f" (+{r.manual_max:g} by hand)" if r.manual_max else ""
         print(f"{r.student:<30} {report.points(r.total):>5} / {r.max_points:<5g}{manual} {r.status}")
     by_hand = ", written/ (answers to grade by hand)" if any(r.manual_max for r in results) else ""
     print(f"wrote {args.out / 'grades.csv'}, {args.out / 'summary.json'}, {args.out / 'histogram.png'}, "
           f"and per-student results/ and feedback/{by_hand}")
+    if results and shard is None:   # a shard's report would describe part of the class: merge writes it
+        print("wrote {} and {} (item analysis)".format(*items.write(results, args.out, items.source_questions(results, args.source))))
     not_graded = [r.student for r in results if not r.scored]
     if not_graded:
         print(f"{len(not_graded)} submission(s) NOT graded because the grader failed on them twice "

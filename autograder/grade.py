@@ -32,10 +32,12 @@ from pathlib import Path
 
 import nbformat
 
-from . import cells, keys, matching, release, report, rules
+from . import cells, keys, matching, release, report, rules, stored
+from . import late as late_work
 from .defaults import CELL_TIMEOUT, WORKERS
 from .inject import Injected, inject
-from .judging import Judge, open_regular
+from .judging import Judge, capture, open_regular
+from .probe import EXPORTS
 from .release import SOURCE_DIR
 from .result import RESULT_VERSION, Failure, QuestionScore, Result, ResultError, WrittenAnswer, read
 from .run import NOTEBOOK, RunResult, run_notebook, whole_run_limit
@@ -193,6 +195,11 @@ def score(questions: list[cells.Question], verdicts: dict, injected: Injected, r
         cell = run.cells.get(index)
         if cell is not None and not cell.passed and qid in per_question:
             per_question[qid].answer_error = cell.error or "the cell did not finish"
+    cells_of = [(i, q) for i, q in injected.answer_at.items()] + [(i, t.question) for i, t in injected.probe_at.items()]
+    for index, qid in cells_of:   # a question's time: its answer cells' and its probes' (for the item report)
+        cell = run.cells.get(index)
+        if cell is not None and qid in per_question:
+            per_question[qid].seconds = round((per_question[qid].seconds or 0.0) + cell.seconds, 3)
     return per_question
 
 
@@ -264,6 +271,7 @@ class Assignment:
     released: list[matching.Role]
     solution_names: dict[str, set[str]]
     reference: nbformat.NotebookNode          # the instructor's solution as a submission: the self-check
+    released_sha256: str = ""                 # of the released notebook's text (in the run's fingerprint)
 
     @property
     def questions(self) -> list[cells.Question]:
@@ -278,10 +286,11 @@ class Assignment:
         data = path.read_bytes()
         source = nbformat.reads(data.decode(), as_version=4)
         columns = cells.layout(source, str(path))   # validates every cell first
-        return cls(path.stem, hashlib.sha256(data).hexdigest(), columns,
-                   matching.roles(release.student_version(source, where=str(path))),
+        released = release.student_version(source, where=str(path))
+        return cls(path.stem, hashlib.sha256(data).hexdigest(), columns, matching.roles(released),
                    matching.solution_names(source),
-                   release.student_version(source, keep_solutions=True, where=str(path)))
+                   release.student_version(source, keep_solutions=True, where=str(path)),
+                   hashlib.sha256(nbformat.writes(released).encode()).hexdigest())
 
 
 def own_code_violations(assignment: Assignment, matched: matching.Matching) -> dict[str, list[str]]:
@@ -315,6 +324,7 @@ class GradingRun:
     runner: Runner               # the sandbox, its limits and the runs in progress
     cell_timeout: float
     out: Path                    # results/, feedback/, .grader/: never visible to a run
+    fingerprint: dict | None = None   # what the exports depend on (stored.fingerprint), kept in each result
 
 
 def make_judges(assignment: Assignment, key: bytes) -> dict[str, Judge]:
@@ -326,10 +336,11 @@ def _tail(run: RunResult) -> str:
     return run.outcome.output.decode(errors="replace")[-OUTPUT_TAIL:]
 
 
-def _unscored(assignment: Assignment, student: str, path: Path, sha256: str) -> Result:
+def _unscored(assignment: Assignment, student: str, path: Path, sha256: str, fingerprint: dict | None = None) -> Result:
     """A result with no points yet, every written answer missing: what an unreadable submission gets."""
     return Result(student=student, submission=str(path), homework=assignment.name, sha256=sha256,
                   source_sha256=assignment.digest, max_points=sum(q.points for q in assignment.questions),
+                  fingerprint=fingerprint,
                   manual_max=sum(w.points for w in assignment.written), status="", total=0.0,
                   questions=empty_questions(assignment.questions), written=collect_written(assignment.written, None))
 
@@ -374,11 +385,13 @@ def _status(run: RunResult, first_failure: str, injected: Injected, collected: d
     return "; ".join(notes) or "ok"
 
 
-def grade_one(run: GradingRun, student: str, path: Path, notebook: nbformat.NotebookNode | None = None) -> Result:
+def grade_one(run: GradingRun, student: str, path: Path, notebook: nbformat.NotebookNode | None = None,
+              keep: Path | None = None) -> Result:
     """Every step for one student; never raises for a bad submission. ``notebook``: grade this instead of
-    reading ``path`` (the self-check grades the instructor's solution)."""
+    reading ``path`` (the self-check grades the instructor's solution). The exports are kept in ``keep``
+    (default ``OUT/exports/<student>/``) and their hashes in the result, for ``rejudge``."""
     assignment = run.assignment
-    unscored = _unscored(assignment, student, path, file_sha256(path) if notebook is None else "")
+    unscored = _unscored(assignment, student, path, file_sha256(path) if notebook is None else "", run.fingerprint)
     if notebook is None:
         notebook, problem = load(path)
     if notebook is None:
@@ -393,12 +406,14 @@ def grade_one(run: GradingRun, student: str, path: Path, notebook: nbformat.Note
     if outcome.grader_failure:
         return replace(unscored, graded=False, status=f"{GRADER_FAILURE}: {outcome.grader_failure}", total=None,
                        written=collected, first_failure=first_failure, output_tail=_tail(outcome), seconds=seconds)
+    captured = {key: capture(work / EXPORTS, key) for key in run.judges}   # read once; kept for rejudge
+    exports = stored.keep(captured, keep or run.out / stored.EXPORTS_DIR / student)
     with JUDGE_LOCK:
-        verdicts = {key: judge(work) for key, judge in run.judges.items()}
+        verdicts = {key: judge.verdict(captured[key]) for key, judge in run.judges.items()}
     per_question = score(assignment.questions, verdicts, injected, outcome, broken)
     status = _status(outcome, first_failure, injected, collected, broken)
     return replace(unscored, status=status, questions=per_question, written=collected, seconds=seconds,
-                   total=sum(q.points for q in per_question.values()),
+                   total=sum(q.points for q in per_question.values()), exports=exports,
                    output_tail=None if status == "ok" else _tail(outcome))   # the instructor's, never the feedback
 
 
@@ -407,13 +422,15 @@ def self_check(run: GradingRun) -> dict:
     ``SelfCheckFailed`` (naming what failed and the run's output) unless it earns every automatic point."""
     assignment, checking = run.assignment, replace(run, work=run.work / ".self-check")
     result = grade_one(checking, SELF_CHECK, Path(f"{assignment.name} (instructor solution)"),
-                       notebook=nbformat.from_dict(assignment.reference))
+                       notebook=nbformat.from_dict(assignment.reference), keep=run.out / stored.SELF_CHECK_EXPORTS)
     shutil.rmtree(checking.work, ignore_errors=True)
     record = {"homework": assignment.name, "source_sha256": assignment.digest, "cell_timeout": run.cell_timeout,
               "total": result.total, "max_points": result.max_points, "status": result.status,
               "failed": {qid: [asdict(f) for f in q.failed] for qid, q in result.questions.items() if q.failed},
               "output_tail": result.output_tail or ""}
     record["passed"] = result.status == "ok" and result.total == result.max_points
+    record.update(fingerprint=result.fingerprint, exports=result.exports)   # rejudge judges these first
+    record["hmac"] = keys.signature(record, run.key)
     (run.out / ".grader" / "self-check.json").write_text(json.dumps(record, indent=2))
     if not record["passed"]:
         failed = "; ".join(f"{f['test']}: {f['detail']}" for fs in record["failed"].values() for f in fs)[:600]
@@ -467,7 +484,9 @@ def batch(assignment: Assignment, key: bytes, out: Path, runner: Runner, cell_ti
     temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
     previous = _catch_signals()
     try:
-        yield GradingRun(assignment, judges, key, temp, runner, cell_timeout, out)
+        yield GradingRun(assignment, judges, key, temp, runner, cell_timeout, out,
+                         stored.fingerprint(assignment.released_sha256, assignment.questions, judges,
+                                            assignment.solution_names))
     finally:
         runner.close()                      # kills every run still going; refuses new ones
         shutil.rmtree(temp, ignore_errors=True)
@@ -508,14 +527,15 @@ def grade_all(run: GradingRun, todo: dict[str, Path], progress: bool = True) -> 
 def grade(homework: str, submissions: list[Path], out: Path, workers: int = WORKERS, cell_timeout: float = CELL_TIMEOUT,
           progress: bool = True, source_dir: Path = SOURCE_DIR, sandbox: bool = True,
           limits: Limits | None = None, shard: tuple[int, int] | None = None,
-          key_file: Path | None = None, check_first: bool = True) -> list[Result]:
+          key_file: Path | None = None, check_first: bool = True, late: late_work.Late | None = None) -> list[Result]:
     """Grade every submission into ``out``; a finished, signed, unchanged result is not graded again.
 
     With ``check_first`` (the default) the instructor's solution is graded first with the same sandbox
     and limits, and the batch is refused (``SelfCheckFailed``) unless it earns full marks. A result that
     says "grader failure, not graded" is graded again on the next run. With ``shard=(i, n)`` only the
     i-th of n deterministic parts is graded, and ``out/shard.json`` records what ``merge`` needs; the
-    shards must share ``key_file``."""
+    shards must share ``key_file``. ``late`` (``late.for_class``): the deadline, the policy and the submission
+    times, kept signed in ``OUT/.grader/late.json``; grades.csv gains its columns."""
     if shard is not None and key_file is None:
         raise cells.FormatError("--shard needs --key FILE, one key shared by every shard "
                                 "(make it once: python -m autograder key grader.key)")
@@ -534,7 +554,10 @@ def grade(homework: str, submissions: list[Path], out: Path, workers: int = WORK
             self_check(run)
         results.update(grade_all(run, todo, progress))
     ordered = [results[s] for s in sorted(results)]
-    report.write_summary(ordered, assignment.columns, out)
+    if late is not None:
+        late = late_work.Late(late.deadline, late.policy, {s: t for s, t in late.submitted.items() if s in results})
+    late_work.save(late, out, key)
+    report.write_summary(ordered, assignment.columns, out, late=late)
     if shard is not None:
         write_manifest(out, assignment, key, shard, sorted(results), whole_class)
     return ordered

@@ -115,27 +115,54 @@ def _exports_folder(folder: Path) -> Path:
     return folder
 
 
-class Exported:
-    """What one probe exported, loaded with exact type checks."""
+JSON, TENSORS = ".json", ".safetensors"   # what one probe may export: values and tensors
 
-    def __init__(self, folder: Path, key: str):
-        self.key = key
+
+def capture(folder: Path, key: str) -> dict[str, bytes | str | None]:
+    """What the probe of test ``key`` left in ``folder``, read once as hostile input: per suffix (``JSON``,
+    ``TENSORS``) its bytes, None when there is no such file, or (a str) why it cannot be read. Judging
+    reads only this, so that judging it again later (``rejudge``) gives the same verdict as grading."""
+    try:
         folder = _exports_folder(folder)
-        values = folder / f"{key}.json"
-        if not values.exists() and not values.is_symlink():
-            raise Mismatch("the probe exported nothing (the answer raised, or the run stopped before it)")
+    except Mismatch as error:
+        return {JSON: str(error), TENSORS: None}
+    captured: dict[str, bytes | str | None] = {}
+    for suffix in (JSON, TENSORS):
+        path = folder / f"{key}{suffix}"
+        if not path.exists() and not path.is_symlink():
+            captured[suffix] = None
+            continue
         try:
-            self.values = parse_json(_read_capped(values))
+            captured[suffix] = _read_capped(path)
+        except Mismatch as error:
+            captured[suffix] = str(error)
+    return captured
+
+
+class Exported:
+    """What one probe exported (as ``capture`` read it), loaded with exact type checks."""
+
+    def __init__(self, captured: dict[str, bytes | str | None], key: str):
+        self.key = key
+        values = captured.get(JSON)
+        if values is None:
+            raise Mismatch("the probe exported nothing (the answer raised, or the run stopped before it)")
+        if isinstance(values, str):
+            raise Mismatch(values)
+        try:
+            self.values = parse_json(values)
         except (ValueError, RecursionError) as error:   # UnicodeDecodeError is a ValueError
             raise Mismatch(f"invalid JSON export: {str(error)[:200]}") from None
         if type(self.values) is not dict:
             raise Mismatch("the JSON export is not an object")
         self.tensors: dict[str, torch.Tensor] = {}
-        tensors = folder / f"{key}.safetensors"
-        if tensors.exists() or tensors.is_symlink():
+        tensors = captured.get(TENSORS)
+        if isinstance(tensors, str):
+            raise Mismatch(tensors)
+        if tensors is not None:
             from safetensors.torch import load
             try:
-                self.tensors = load(_read_capped(tensors))
+                self.tensors = load(tensors)
             except Exception as error:  # malformed header or data
                 raise Mismatch(f"invalid safetensors export: {type(error).__name__}") from None
 
@@ -211,9 +238,18 @@ class Judge:
         for suffix, data in self._files.items():
             (folder / f"{self.test.key}{suffix}").write_bytes(data)
 
+    @property
+    def input_files(self) -> dict[str, bytes]:
+        """This run's inputs as the probe reads them (suffix → bytes): the same for every student."""
+        return dict(self._files)
+
     def __call__(self, work: Path) -> Verdict:
+        return self.verdict(capture(work / EXPORTS, self.test.key))
+
+    def verdict(self, captured: dict[str, bytes | str | None]) -> Verdict:
+        """The verdict on what ``capture`` read of this test's exports."""
         try:
-            out = Exported(work / EXPORTS, self.test.key)
+            out = Exported(captured, self.test.key)
             result = self._judge(self.inputs, out)
         except Mismatch as error:
             return Verdict(False, f"export: {error}")

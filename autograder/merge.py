@@ -11,10 +11,12 @@ empty folder.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import report
+from . import late as late_work
+from . import report, stored
 from .cells import FormatError
 from .grade import _safe
 from .keys import key_fingerprint, read_key, store_key
@@ -115,12 +117,29 @@ def merge(folders: list[Path], out: Path) -> list[Result]:
     if out.exists() and any(out.iterdir()):
         raise FormatError(f"{out} is not empty: merge into a new folder")
 
+    lates = {folder: late_work.load(folder, keys[folder]) for folder in folders}
+    rules = {(x.deadline, x.policy) if x else None for x in lates.values()}
+    if len(rules) > 1:
+        raise FormatError("the shards were graded with different --deadline or --late-policy: grade them alike")
+
     out.mkdir(parents=True, exist_ok=True)
-    store_key(out, next(iter(keys.values())))  # the merged folder keeps the key: its results verify later
+    key = store_key(out, next(iter(keys.values())))  # the merged folder keeps the key: its results verify later
     ordered = [result for _, (_, result) in sorted(results.items())]
-    for result in ordered:
+    for folder, result in results.values():
         report.write_student(result, out)  # the same bytes grading wrote: JSON and feedback come from the result
+        kept = folder / stored.EXPORTS_DIR / result.student    # rejudge reads them
+        if kept.is_dir():
+            shutil.copytree(kept, out / stored.EXPORTS_DIR / result.student, symlinks=True)
+    first = folders[0]
+    if (first / ".grader" / "self-check.json").is_file() and (first / stored.SELF_CHECK_EXPORTS).is_dir():
+        shutil.copy2(first / ".grader" / "self-check.json", out / ".grader" / "self-check.json")
+        shutil.copytree(first / stored.SELF_CHECK_EXPORTS, out / stored.SELF_CHECK_EXPORTS, symlinks=True)
+    late = None
+    if rules != {None}:
+        late = next(iter(lates.values()))
+        late = late_work.Late(late.deadline, late.policy, {s: t for x in lates.values() for s, t in x.submitted.items()})
+        late_work.save(late, out, key)
     questions = [QuestionPoints(entry[0], entry[1], entry[2:] == ["manual"])
                  for entry in next(iter(manifests.values()))["questions"]]
-    report.write_summary(ordered, questions, out)
+    report.write_summary(ordered, questions, out, late=late)
     return ordered

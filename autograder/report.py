@@ -112,19 +112,16 @@ def manual_cell(result: Result, qid: str, points: float) -> str:
     return f"manual (max {points:g}{', blank' if _nothing_to_grade(result, qid) else ''})"
 
 
-def write_summary(results: list[Result], columns, out: Path) -> None:
-    """grades.csv (one row per student), summary.json and a histogram of total scores.
-
-    ``columns``: every question in notebook order, each with ``id``, ``points`` and ``manual``. A written
-    (manual) question's column says "manual (max N)" (", blank" when there is nothing to grade); its points
-    are in no total: ``max`` is the automatic maximum and ``manual_max`` what grading by hand can add."""
-    questions = [q for q in columns if not q.manual]
+def write_grades_csv(results: list[Result], columns, path: Path, late=None) -> None:
+    """The automatic grades, one row per student (``write_summary``'s grades.csv; ``finalize`` keeps a copy
+    as grades_automatic.csv). With ``late`` (a ``late.Late``) the columns submitted_at, late_days, penalty
+    and final come before status, ``final`` being the automatic total less the penalty."""
     manual = [q for q in columns if q.manual]
-    ids = [q.id for q in questions]
-    with open(out / "grades.csv", "w", newline="") as f:
+    late_columns = list(late_columns_of(late))
+    with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["student", *(q.id for q in columns), "total", "max",
-                         *(["manual_max"] if manual else []), "status"])
+                         *(["manual_max"] if manual else []), *late_columns, "status"])
         for r in results:
             if r.scored:
                 cells = [manual_cell(r, q.id, q.points) if q.manual else points(r.questions[q.id].points)
@@ -132,8 +129,27 @@ def write_summary(results: list[Result], columns, out: Path) -> None:
             else:
                 cells = ["not graded"] * len(columns)
             row = [r.student, *cells, points(r.total), f"{r.max_points:g}",
-                   *([f"{sum(q.points for q in manual):g}"] if manual else []), r.status]
+                   *([f"{sum(q.points for q in manual):g}"] if manual else []),
+                   *(late.cells(r.student, r.total if r.scored else None) if late else []), r.status]
             writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
+def late_columns_of(late) -> tuple[str, ...]:
+    from .late import COLUMNS
+    return COLUMNS if late is not None else ()
+
+
+def write_summary(results: list[Result], columns, out: Path, late=None) -> None:
+    """grades.csv (one row per student), summary.json and a histogram of total scores.
+
+    ``columns``: every question in notebook order, each with ``id``, ``points`` and ``manual``. A written
+    (manual) question's column says "manual (max N)" (", blank" when there is nothing to grade); its points
+    are in no total: ``max`` is the automatic maximum and ``manual_max`` what grading by hand can add.
+    ``late``: see ``write_grades_csv``."""
+    questions = [q for q in columns if not q.manual]
+    manual = [q for q in columns if q.manual]
+    ids = [q.id for q in questions]
+    write_grades_csv(results, columns, out / "grades.csv", late)
     scored = [r for r in results if r.scored]     # a grader failure is in no mean and no histogram
     count = max(len(scored), 1)
     summary = {
@@ -150,6 +166,9 @@ def write_summary(results: list[Result], columns, out: Path) -> None:
         summary["manual_max"] = sum(q.points for q in manual)
         summary["manual_per_question"] = {q.id: q.points for q in manual}
         summary["written_answered"] = {q.id: sum(not _nothing_to_grade(r, q.id) for r in scored) for q in manual}
+    if late is not None:
+        summary["late"] = {"deadline": late.deadline.isoformat(), "policy": late.policy.text,
+                           "late_students": sorted(s for s in late.submitted if late.days(s))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
 
     import matplotlib

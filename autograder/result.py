@@ -53,6 +53,7 @@ class QuestionScore:
     failed: list[Failure] = field(default_factory=list)
     rule_violations: list[str] | None = None                  # the own-code rule broken (no points)
     answer_error: str | None = None                           # the last line of the answer cell's error
+    seconds: float | None = None                              # its answer and probe cells' run time
 
 
 @dataclass
@@ -86,6 +87,8 @@ class Result:
     seconds: float | None = None       # the run's wall-clock time
     output_tail: str | None = None     # the end of a troubled run's output, for the instructor
     first_failure: str | None = None   # why the first run failed, when the grader failed twice
+    fingerprint: dict[str, str] | None = None       # what the run depended on (grade.run_fingerprint): rejudge checks it
+    exports: dict[str, dict[str, str]] | None = None  # test key → suffix → "sha256:…", "absent" or "refused: …"
     hmac: str | None = None
 
     @property
@@ -143,8 +146,8 @@ class Result:
         return self.to_json()[name]
 
 
-OPTIONAL = {"seconds", "output_tail", "first_failure", "hmac"}
-_QUESTION_OPTIONAL = {"rule_violations", "answer_error"}
+OPTIONAL = {"seconds", "output_tail", "first_failure", "fingerprint", "exports", "hmac"}
+_QUESTION_OPTIONAL = {"rule_violations", "answer_error", "seconds"}
 
 
 def _plain(item) -> dict:
@@ -178,3 +181,18 @@ def read(path: Path, key: bytes) -> Result:
                                                          data.get("hmac"), key):
         raise Unverified("does not verify under the grader key: it was changed after grading")
     return Result.from_json(data)
+
+
+def read_folder(out: Path) -> tuple[bytes, dict[str, Result], dict[Path, ResultError]]:
+    """The grader key of a graded folder, every result of ``out/results/`` that verifies under it (by student,
+    in file order), and why each other results file cannot be used. What a refusal means is the caller's."""
+    key = keys.read_key(out / ".grader" / "key")
+    results, unusable = {}, {}
+    for path in sorted((out / "results").glob("*.json")):
+        try:
+            result = read(path, key)
+        except ResultError as error:
+            unusable[path] = error
+            continue
+        results[result.student] = result
+    return key, results, unusable

@@ -29,6 +29,7 @@ class CellResult:
     kernel_died: bool = False    # the kernel was dead after it
     error: str = ""              # the last line of the student's own error (shown to them, capped)
     starved: bool = False        # it timed out because the machine gave it no CPU, not by its own doing
+    seconds: float = 0.0         # wall-clock time the harness measured for it
 
 
 @dataclass
@@ -136,7 +137,7 @@ def parse_events(events: bytes, cell_timeout: float) -> tuple[dict[int, CellResu
             continue
         timeout = not passed and seconds >= cell_timeout
         cpu, waited = _number(event, "cpu"), _number(event, "waited")
-        cells[index] = CellResult(passed, timeout=timeout,
+        cells[index] = CellResult(passed, timeout=timeout, seconds=max(0.0, seconds),
                                   kernel_died=not passed and not event.get("kernel_alive", True),
                                   error=str(event.get("error", ""))[:300],
                                   starved=timeout and cpu < STARVED_CPU_SHARE * cell_timeout and waited > cpu)
