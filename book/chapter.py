@@ -1,10 +1,14 @@
-"""What every chapter repeats, kept here so that a chapter holds only its derivation, claims and prose.
+"""What every chapter repeats, kept here so that a chapter holds only its derivation,
+claims and prose.
 
-- ``banner``: the profile and the machine the numbers below come from, as the chapter's ``Runtime``.
-- ``train_and_report``: the profile's recipe trained, a confusion matrix, Imagenette where asked, and the run
-  stored as data (``book.runs``) for the closing comparison.
-- ``first_layer_filters`` and ``look_inside``: colour filters, feature maps and the explorer.
-- ``Study`` and ``claim_study``: a paper's claim run over seeds and judged against the spread.
+- ``banner``: the profile and the machine the numbers below come from, as the chapter's
+  ``Runtime``.
+- ``train_and_report``: the profile's recipe trained, a confusion matrix, Imagenette
+  where asked, and the run stored as data (``book.runs``) for the closing comparison.
+- ``first_layer_filters`` and ``look_inside``: colour filters, feature maps and the
+  explorer.
+- ``Study`` and ``claim_study``: a paper's claim run over seeds and judged against the
+  spread.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ SEEDS = (0, 1, 2)
 
 
 def banner(profile: str | None = None) -> Runtime:
-    """Decide the chapter's ``Runtime`` once (profile, device, bf16, stored run) and print it: every number in
-    the chapter depends on it. The chapter passes it on to ``train_and_report`` and ``Study``."""
+    """Decide the chapter's ``Runtime`` once (profile, device, bf16, stored run) and
+    print it: every number in the chapter depends on it. The chapter passes it on to
+    ``train_and_report`` and ``Study``."""
     runtime = Runtime.detect(profile)
     print(f"profile: {runtime.profile.name} ({runtime.profile.description})\ndevice: {runtime.describe()}")
     if runtime.profile.name == "smoke":
@@ -62,15 +67,17 @@ class Trained:
         return self.experiment.test
 
     def test_images(self, count: int = 8) -> tuple[torch.Tensor, list[str]]:
-        """The first ``count`` test images, normalised as the model sees them, and their class names."""
+        """The first ``count`` test images, normalised as the model sees them, and their
+        class names."""
         test = self.experiment.test
         images = test.transform(test.images[:count])
         return images, [test.classes[i] for i in test.labels[:count].tolist()]
 
 
 def train_and_report(runtime: Runtime, model_name: str, title: str, **model_options) -> Trained:
-    """Train ``model_name`` with the profile's recipe, show where it errs (confusion matrix), and store the run
-    as data (``book.runs``: recipe, options, runtime, history), which the closing chapter reads back."""
+    """Train ``model_name`` with the profile's recipe, show where it errs (confusion
+    matrix), and store the run as data (``book.runs``: recipe, options, runtime,
+    history), which the closing chapter reads back."""
     experiment = prepare(model_name, runtime, **model_options)
     params = sum(p.numel() for p in experiment.model.parameters())
     print(f"{experiment.recipe}\n{params:,} parameters, {experiment.train.dataset_size:,} training images")
@@ -99,9 +106,10 @@ def _first_conv(model: nn.Module) -> nn.Conv2d:
 
 
 def first_layer_probe(model_name: str) -> nn.Module:
-    """The paper network's first convolution (its kernel, stride and width, on colour input), then a small
-    head that is cheap to train. The first layer starts from N(0, 0.01²), AlexNet's initialisation
-    (Krizhevsky et al. 2012 §5), so that what it shows was learned, not left over from the start."""
+    """The paper network's first convolution (its kernel, stride and width, on colour
+    input), then a small head that is cheap to train. The first layer starts from N(0,
+    0.01²), AlexNet's initialisation (Krizhevsky et al. 2012 §5), so that what it shows
+    was learned, not left over from the start."""
     first = _first_conv(models.build(model_name))
     conv = nn.Conv2d(3, first.out_channels, first.kernel_size, first.stride, first.padding)
     nn.init.normal_(conv.weight, 0.0, 0.01)
@@ -115,10 +123,11 @@ def first_layer_probe(model_name: str) -> nn.Module:
 
 
 def _probe_cache(conv: nn.Conv2d, profile: profiles.Profile, resolution: int, epochs: int) -> Path:
-    """Where a probe's learned first layer is kept. The key is everything that decides the weights: the layer's
-    shape, the data, the epochs and the seed. GoogLeNet, ResNet and DenseNet share conv1 (7×7/2, 64), so
-    their chapters share one probe instead of training it three times. The probe's own source is hashed
-    into the key, so that editing the probe retires its old weights."""
+    """Where a probe's learned first layer is kept. The key is everything that decides
+    the weights: the layer's shape, the data, the epochs and the seed. GoogLeNet, ResNet
+    and DenseNet share conv1 (7×7/2, 64), so their chapters share one probe instead of
+    training it three times. The probe's own source is hashed into the key, so that
+    editing the probe retires its old weights."""
     code = hashlib.sha1(inspect.getsource(first_layer_probe).encode()).hexdigest()[:8]
     key = (f"{conv.out_channels}x{conv.kernel_size[0]}s{conv.stride[0]}p{conv.padding[0]}-{profile.name}"
            f"-{resolution}px-{epochs}ep-seed0-{code}")
@@ -126,14 +135,16 @@ def _probe_cache(conv: nn.Conv2d, profile: profiles.Profile, resolution: int, ep
 
 
 def first_layer_filters(model_name: str, trained: Trained | None = None, *, runtime: Runtime | None = None,
-                        resolution: int | None = None, epochs: int = 5):
+                        resolution: int | None = None, epochs: int = 3):
     """Colour first-layer filters learned on Imagenette, drawn as images.
 
-    In the gpu profile they come from the full network trained on Imagenette. Elsewhere the chapter's
-    small network sees grey 28-32 px images through a 3×3 stem, whose filters say little; so a probe
-    (``first_layer_probe``) learns the paper's first layer on 64 px Imagenette in about two minutes
-    (32 px for a stride-1 layer such as VGG's, which costs four times as much per pixel). The learned
-    layer is cached (``BOOK_CACHE_DIR/probes``) and reused by any chapter whose conv1 has the same shape.
+    In the gpu profile they come from the full network trained on Imagenette. Elsewhere
+    the chapter's small network sees grey 28-32 px images through a 3×3 stem, whose
+    filters say little; so a probe (``first_layer_probe``) learns the paper's first
+    layer on 64 px Imagenette in about two minutes (32 px for a stride-1 layer such as
+    VGG's, which costs four times as much per pixel). The learned layer is cached
+    (``BOOK_CACHE_DIR/probes``) and reused by any chapter whose conv1 has the same
+    shape.
     """
     if (trained is None) == (runtime is None):
         raise TypeError("first_layer_filters needs the chapter's trained network or, for a probe alone, its runtime")
@@ -166,15 +177,16 @@ def first_layer_filters(model_name: str, trained: Trained | None = None, *, runt
             print(f"probe: {len(history.records)} epochs, {history.train_seconds:.0f} s, "
                   f"Imagenette validation accuracy {history.final_val_acc:.3f}")
     k = conv.kernel_size[0]
-    print(f"conv1 filters learned by {source}")
-    viz.filter_grid(conv.weight, title=f"conv1: {conv.out_channels} colour {k}x{k} filters (first 64)"
-                    if conv.out_channels > 64 else f"conv1: {conv.out_channels} colour {k}x{k} filters")
+    print(f"first-layer filters learned by {source}")
+    viz.filter_grid(conv.weight, title=f"first layer: {conv.out_channels} colour {k}x{k} filters (first 64)"
+                    if conv.out_channels > 64 else f"first layer: {conv.out_channels} colour {k}x{k} filters")
     plt.show()
     return conv
 
 
 def look_inside(trained: Trained, layers: list[str], *, rows: list[str] | None = None, images: int = 8):
-    """Feature maps of one test image at ``rows`` (default: every layer), then the explorer over ``layers``."""
+    """Feature maps of one test image at ``rows`` (default: every layer), then the
+    explorer over ``layers``."""
     pictures, names = trained.test_images(images)
     print(f"test image 0 is {'an' if names[0][0].lower() in 'aeiou' else 'a'} {names[0].lower()}")
     viz.feature_maps(trained.model, pictures[0], rows or layers, channels=8)
@@ -190,7 +202,8 @@ def layers_of(model: nn.Module, kind: type, prefix: str = "") -> list[str]:
 # --------------------------------------------------------------------------- claim studies
 
 class Study:
-    """The side experiments' data: a balanced subset of Fashion-MNIST, at ``resolution``, in every profile."""
+    """The side experiments' data: a balanced subset of Fashion-MNIST, at
+    ``resolution``, in every profile."""
 
     def __init__(self, runtime: Runtime, resolution: int = 32, test_per_class: int | None = None):
         self.runtime, self.profile = runtime, runtime.profile
@@ -198,7 +211,8 @@ class Study:
         self.resolution = resolution
         self.train_set = data.fashion_mnist("train").per_class(per_class)
         self.train_eval = self._loader(self.train_set, 500)
-        # ``test_per_class`` (at most the profile's) makes the many evaluations of a large study cheaper
+        # ``test_per_class`` (at most the profile's) makes the many evaluations of a
+        # large study cheaper
         self.test_set = data.fashion_mnist("test").per_class(min(per_class, test_per_class or per_class))
         self.test = self._loader(self.test_set, 500)
         self._tests = {resolution: self.test}  # the test set at each resolution train_subset has used
@@ -211,7 +225,8 @@ class Study:
                                  device=self.runtime.device, **options)
 
     def _fit(self, net: nn.Module, loader: data.DeviceLoader, **options) -> History:
-        """``fit`` with the runtime's precision, quietly: a study prints one line per run instead."""
+        """``fit`` with the runtime's precision, quietly: a study prints one line per
+        run instead."""
         return fit(net, loader, bf16=self.runtime.bf16, stored=self.runtime.stored, progress=False,
                    live_plot=False, **options)
 
@@ -219,7 +234,8 @@ class Study:
         return self._loader(self.train_set, batch_size, seed=seed)
 
     def train(self, build: Callable[[], nn.Module], seed: int, *, lr: float, epochs: int | None = None) -> dict:
-        """Build a network under ``seed``, train it, and return its train and test accuracy and their gap."""
+        """Build a network under ``seed``, train it, and return its train and test
+        accuracy and their gap."""
         seed_everything(seed)
         net = build()
         self._fit(net, self.loader(seed), epochs=epochs or self.profile.study_epochs * 3, lr=lr)
@@ -229,9 +245,10 @@ class Study:
     def train_subset(self, build: Callable[[], nn.Module], seed: int, *, per_class: int, epochs: int, lr: float,
                      optimizer: str = "sgd", weight_decay: float = 5e-4, resolution: int | None = None,
                      batch_size: int = 64) -> dict:
-        """Train on the first ``per_class`` training images of every class (not the study's own subset), then
-        return the training loss and accuracy (on up to 200 of those images per class), the test accuracy
-        and the gap. For claims about data size: the same code at every size, only ``per_class`` changes."""
+        """Train on the first ``per_class`` training images of every class (not the
+        study's own subset), then return the training loss and accuracy (on up to 200 of
+        those images per class), the test accuracy and the gap. For claims about data
+        size: the same code at every size, only ``per_class`` changes."""
         resolution = resolution or self.resolution
         if resolution not in self._tests:
             self._tests[resolution] = self._loader(self.test_set, 500, resolution=resolution)
@@ -247,7 +264,8 @@ class Study:
 
 
 def verdict(difference: float, spread: float) -> str:
-    """A claim that ``difference`` > 0 holds only when it exceeds the spread; the reverse does not hold."""
+    """A claim that ``difference`` > 0 holds only when it exceeds the spread; the
+    reverse does not hold."""
     if abs(difference) <= spread:
         return "inconclusive at this scale"
     return "holds" if difference > 0 else "does not hold"
@@ -255,7 +273,8 @@ def verdict(difference: float, spread: float) -> str:
 
 @dataclass
 class ClaimResult:
-    """Each side's values over seeds, and the verdict on "``better`` beats ``worse``" for one metric."""
+    """Each side's values over seeds, and the verdict on "``better`` beats ``worse``"
+    for one metric."""
 
     claim: str
     metric: str
@@ -293,13 +312,18 @@ class ClaimResult:
         return (f"{self.claim}: {self.metric} over {n} seeds (mean ± sd): {sides}. Difference "
                 f"{self.difference:+.{d}f} in the claim's favour, spread {self.spread:.{d}f}: {self.verdict}.")
 
-    def on(self, key: str, claim: str, *, higher_is_better: bool = True) -> "ClaimResult":
-        """The same runs judged on another of their metrics (the test accuracy beside the gap, say)."""
-        values = {side: [float(record[key]) for record in records] for side, records in self.extra.items()}
-        return ClaimResult(claim, key, values, self.better, self.worse, higher_is_better, self.extra)
+    def on(self, key: str, claim: str, *, higher_is_better: bool = True,
+           metric: str | None = None) -> "ClaimResult":
+        """The same runs judged on another of their metrics (the test accuracy beside
+        the gap, say); ``metric`` names it in the summary (default: ``key``)."""
+        values = {side: [float(record[key]) for record in records]
+                  for side, records in self.extra.items()}
+        return ClaimResult(claim, metric or key, values, self.better, self.worse,
+                           higher_is_better, self.extra)
 
     def plot(self, ax=None):
-        """Each seed as a dot, each side's mean ± sd as a bar: the spread is visible, not only stated."""
+        """Each seed as a dot, each side's mean ± sd as a bar: the spread is visible,
+        not only stated."""
         ax = ax or plt.subplots(figsize=(4.2, 0.5 + 0.45 * len(self.values)))[1]
         for row, (side, values) in enumerate(self.values.items()):
             mean, sd = self.mean_sd(side)
@@ -315,7 +339,8 @@ class ClaimResult:
 
 
 def _number(value) -> str:
-    """3 decimals for a measurement, none for a count (steps) that happens to be stored as a float."""
+    """3 decimals for a measurement, none for a count (steps) that happens to be stored
+    as a float."""
     if isinstance(value, float):
         return f"{value:.0f}" if value.is_integer() and abs(value) >= 10 else f"{value:.3f}"
     return str(value)
@@ -324,10 +349,12 @@ def _number(value) -> str:
 def claim_study(claim: str, sides: dict[str, Callable[[int], dict | float]], *, metric: str, better: str,
                 worse: str, key: str | None = None, higher_is_better: bool = True, seeds=SEEDS,
                 plot: bool = True) -> ClaimResult:
-    """Run every side of a comparison once per seed and judge "``better`` beats ``worse``" on ``metric``.
+    """Run every side of a comparison once per seed and judge "``better`` beats
+    ``worse``" on ``metric``.
 
-    A side is a function of the seed that returns a number, or a dict of numbers of which ``key`` is judged.
-    Each run prints one line, so a long study shows its progress.
+    A side is a function of the seed that returns a number, or a dict of numbers of
+    which ``key`` is judged. Each run prints one line, so a long study shows its
+    progress.
     """
     values: dict[str, list[float]] = {side: [] for side in sides}
     extra: dict[str, list[dict]] = {side: [] for side in sides}

@@ -1,4 +1,5 @@
-"""``python -m book train --model NAME --data fashion-mnist --profile cpu --epochs N --out run.json``.
+"""``python -m book train --model NAME --data fashion-mnist --profile cpu --epochs N
+--out run.json``.
 
 Under ``torchrun --nproc_per_node=N -m book train ...`` the same command trains with DDP
 (``book.distributed``): ``--batch-size`` is the global batch, and only rank 0 prints and writes."""

@@ -1,13 +1,16 @@
-"""The closing chapter's comparison of every architecture: stored chapter runs read back, costs and latency.
+"""The closing chapter's comparison of every architecture: stored chapter runs read
+back, costs and latency.
 
-- ``stored_runs``: the Fashion-MNIST runs that ``chapter.train_and_report`` stored as data (``book.runs``,
-  an output of its own MIME type) in the executed chapters (``chapters/0*.ipynb``), with the profile and
-  machine each ran on. Nothing is typed in and no printed text is parsed: a chapter that was not executed,
-  or whose record is missing or of another version, is refused with the command that fixes it.
-- ``all_architectures``, ``build_all``, ``costs`` and ``latency``: the paper configurations that the
-  architectures' specs (``book.models.spec``) list for the comparison, at 224 px, counted by
-  FlopCounterMode and timed on this CPU.
-- ``comparison``: one row per architecture, the paper's numbers (``papers.IMAGENET``) beside ours.
+- ``stored_runs``: the Fashion-MNIST runs that ``chapter.train_and_report`` stored as
+  data (``book.runs``, an output of its own MIME type) in the executed chapters
+  (``chapters/0*.ipynb``), with the profile and machine each ran on. Nothing is typed in
+  and no printed text is parsed: a chapter that was not executed, or whose record is
+  missing or of another version, is refused with the command that fixes it.
+- ``all_architectures``, ``build_all``, ``costs`` and ``latency``: the paper
+  configurations that the architectures' specs (``book.models.spec``) list for the
+  comparison, at 224 px, counted by FlopCounterMode and timed on this CPU.
+- ``comparison``: one row per architecture, the paper's numbers (``papers.IMAGENET``)
+  beside ours.
 - ``pareto_front``: the points that no other point beats on both cost and accuracy.
 """
 
@@ -31,7 +34,8 @@ FIX = "run `make chapters` (or `python -m book.notebooks {path} --force`)"
 
 
 class StoredRunError(RuntimeError):
-    """A chapter's stored output cannot be read as a train_and_report run; the message says how to fix it."""
+    """A chapter's stored output cannot be read as a train_and_report run; the message
+    says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class StoredRuns:
         return found[-1] if found else None
 
     def machines(self) -> set[tuple[str, str, str]]:
-        """The distinct (profile, device, ISA) the runs come from: more than one means mixed numbers."""
+        """The distinct (profile, device, ISA) the runs come from: more than one means
+        mixed numbers."""
         return {(run.profile, run.device, run.cpu_capability) for run in self.runs}
 
 
@@ -114,9 +119,9 @@ def _stored_run(record, chapter: str, cell: int, executed_at: str, where: str, f
 def read_chapter(path: Path) -> list[StoredRun]:
     """Every ``train_and_report`` run stored in the executed notebook ``path``, in order.
 
-    A run is one output of MIME type ``book.runs.MIME``. A notebook not executed by ``book.notebooks``
-    (no ``modern_cnns`` metadata), a record that cannot be read, or a cell that calls ``train_and_report``
-    but holds no record, is refused with the fix.
+    A run is one output of MIME type ``book.runs.MIME``. A notebook not executed by
+    ``book.notebooks`` (no ``modern_cnns`` metadata), a record that cannot be read, or a
+    cell that calls ``train_and_report`` but holds no record, is refused with the fix.
     """
     path = Path(path)
     fix = FIX.format(path=path)
@@ -159,11 +164,12 @@ def trained_chapters() -> tuple[str, ...]:
 
 
 def stored_runs(chapters_dir: Path | str | None = None, *, required=None, pending=()) -> StoredRuns:
-    """The runs of every ``required`` chapter (default: ``trained_chapters()``) and of every ``pending``
-    chapter that has been executed.
+    """The runs of every ``required`` chapter (default: ``trained_chapters()``) and of
+    every ``pending`` chapter that has been executed.
 
-    A required chapter that is missing, not executed, or without any run is an error; a pending chapter
-    (one being written) that is missing or not executed yet is listed in ``not_run`` instead.
+    A required chapter that is missing, not executed, or without any run is an error; a
+    pending chapter (one being written) that is missing or not executed yet is listed in
+    ``not_run`` instead.
     """
     folder = Path(chapters_dir) if chapters_dir is not None else CHAPTERS_DIR
     required = trained_chapters() if required is None else tuple(required)
@@ -181,10 +187,12 @@ def stored_runs(chapters_dir: Path | str | None = None, *, required=None, pendin
     return result
 
 
-# --------------------------------------------------------------------------- the trained (small) networks
+# --------------------------------------------------------------------------- the
+# trained (small) networks
 
 def trained_model(run: StoredRun) -> nn.Module:
-    """The network that ``run`` trained, built again from its recipe and call options (untrained)."""
+    """The network that ``run`` trained, built again from its recipe and call options
+    (untrained)."""
     options = {**dict(run.recipe.options), **run.options}
     if profiles.get_profile(run.profile).small_models:
         return models.build_small(run.model, 10, 1, **options)
@@ -194,8 +202,9 @@ def trained_model(run: StoredRun) -> nn.Module:
 def trained_costs(run: StoredRun) -> dict:
     """Parameters and multiply-adds of the trained network at its training resolution, measured.
 
-    ``matches`` is False when today's code builds a network with another parameter count than the run
-    printed (the chapter ran older code, or options the parser could not read): its MACs are then None.
+    ``matches`` is False when today's code builds a network with another parameter count
+    than the run printed (the chapter ran older code, or options the parser could not
+    read): its MACs are then None.
     """
     model = trained_model(run)
     counted = summary.count(model, (1, 1, run.recipe.resolution, run.recipe.resolution))
@@ -204,7 +213,8 @@ def trained_costs(run: StoredRun) -> dict:
             "resolution": run.recipe.resolution, "matches": matches}
 
 
-# --------------------------------------------------------------------------- every architecture at 224 px
+# --------------------------------------------------------------------------- every
+# architecture at 224 px
 
 @dataclass(frozen=True)
 class Architecture:
@@ -217,7 +227,8 @@ class Architecture:
 
 
 def all_architectures() -> tuple[Architecture, ...]:
-    """Every architecture the specs list for the comparison (``Spec.compared``), in chapter order."""
+    """Every architecture the specs list for the comparison (``Spec.compared``), in
+    chapter order."""
     return tuple(Architecture(c.label, c.model, c.paper, c.model if c.trained else None, spec.chapter, c.note)
                  for spec in models.specs() for c in spec.compared)
 
@@ -237,8 +248,9 @@ def latency(networks: dict[str, nn.Module], *, warmup: int = 2, repeats: int = 5
             image: tuple[int, ...] = IMAGE) -> dict[str, list[float]]:
     """Seconds of each forward pass of one image, ``repeats`` per network after ``warmup`` passes.
 
-    The networks take turns within each round, so that a slower or busier moment of the machine falls on
-    all of them alike instead of on whichever was timed then. Under ``torch.inference_mode``.
+    The networks take turns within each round, so that a slower or busier moment of the
+    machine falls on all of them alike instead of on whichever was timed then. Under
+    ``torch.inference_mode``.
     """
     x = torch.randn(image)
     times: dict[str, list[float]] = {label: [] for label in networks}
@@ -271,7 +283,8 @@ class Row:
 def comparison(runs: StoredRuns, measured: dict[str, dict[str, int]],
                times: dict[str, list[float]] | None = None, architectures=None,
                reference: str = "AlexNet") -> list[Row]:
-    """One ``Row`` per architecture; latency as the median of ``times`` and its ratio to ``reference``'s."""
+    """One ``Row`` per architecture; latency as the median of ``times`` and its ratio to
+    ``reference``'s."""
     medians = {label: statistics.median(values) for label, values in (times or {}).items()}
     rows = []
     for arch in (all_architectures() if architectures is None else architectures):
@@ -329,7 +342,8 @@ def sources(rows: list[Row]) -> summary.Table:
 
 
 def runs_table(runs: StoredRuns, small: dict[str, dict]) -> summary.Table:
-    """The stored Fashion-MNIST runs, with the trained network's measured cost and where each ran."""
+    """The stored Fashion-MNIST runs, with the trained network's measured cost and where
+    each ran."""
     result = summary.Table(["chapter", "model", "px", "params", "MMACs", "epochs", "test acc.", "train min",
                             "ran on", "executed"], title="Stored Fashion-MNIST runs (small configurations)")
     for run in runs.runs:
@@ -348,8 +362,9 @@ def runs_table(runs: StoredRuns, small: dict[str, dict]) -> summary.Table:
 def pareto_front(points) -> list[tuple[float, float]]:
     """The (cost, accuracy) points that no other point dominates, sorted by cost.
 
-    A point is dominated when another costs no more and is no less accurate, and is better in one of the
-    two. Lower cost and higher accuracy are better; equal points do not dominate each other.
+    A point is dominated when another costs no more and is no less accurate, and is
+    better in one of the two. Lower cost and higher accuracy are better; equal points do
+    not dominate each other.
     """
     points = [(float(x), float(y)) for x, y in points]
     front = [p for p in points
@@ -358,7 +373,8 @@ def pareto_front(points) -> list[tuple[float, float]]:
 
 
 def _label(ax, xy: dict[str, tuple[float, float]], fontsize: int = 8) -> None:
-    """Name each point at the first nearby spot where its label overlaps no marker, label or legend."""
+    """Name each point at the first nearby spot where its label overlaps no marker,
+    label or legend."""
     from matplotlib.transforms import Bbox
 
     fig = ax.figure
@@ -386,9 +402,11 @@ def _label(ax, xy: dict[str, tuple[float, float]], fontsize: int = 8) -> None:
 
 
 def pareto_plot(points: dict[str, tuple[float, float, float]], *, title: str = ""):
-    """Accuracy against multiply-adds and against parameters, one dot per network, Pareto front dashed.
+    """Accuracy against multiply-adds and against parameters, one dot per network,
+    Pareto front dashed.
 
-    ``points`` maps a label to (multiply-adds, parameters, accuracy). Both x axes are logarithmic."""
+    ``points`` maps a label to (multiply-adds, parameters, accuracy). Both x axes are
+    logarithmic."""
     fig, axes = plt.subplots(2, 1, figsize=(6.8, 6.4))  # the book's column width, one panel above the other
     for ax, index, name in ((axes[0], 0, "multiply-adds per image"), (axes[1], 1, "parameters")):
         xy = {label: (values[index], values[2]) for label, values in points.items()}

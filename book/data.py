@@ -147,7 +147,8 @@ def _fashion_mnist(split: str) -> ImageSet:
 
 
 def fashion_mnist(split: str = "train") -> ImageSet:
-    """Fashion-MNIST (Xiao et al., 2017): 60,000 train and 10,000 test images, 1×28×28, 10 classes."""
+    """Fashion-MNIST (Xiao et al., 2017): 60,000 train and 10,000 test images, 1×28×28,
+    10 classes."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     return _fashion_mnist(split)
@@ -179,14 +180,16 @@ def _imagenette_folder(split: str) -> Path:
 def _decode(path: str, resolution: int) -> torch.Tensor:
     """One JPEG as uint8 (3, resolution, resolution): shorter side resized, then centre-cropped.
 
-    Decoded with PIL, torchvision's default loader, once at load time (never in the training loop)."""
+    Decoded with PIL, torchvision's default loader, once at load time (never in the
+    training loop)."""
     with Image.open(path) as image:
         pixels = TF.pil_to_tensor(image.convert("RGB"))
     return TF.center_crop(TF.resize(pixels, resolution, antialias=True), [resolution, resolution])
 
 
 def progress(items, desc: str, quiet: bool = False):
-    """``items`` with a progress bar, unless ``quiet`` or in a stored run (the book has no kernel for a widget)."""
+    """``items`` with a progress bar, unless ``quiet`` or in a stored run (the book has
+    no kernel for a widget)."""
     from tqdm.auto import tqdm
 
     from .runtime import stored_run
@@ -195,7 +198,8 @@ def progress(items, desc: str, quiet: bool = False):
 
 
 def _decode_folder(folder: Path, resolution: int, per_class: int | None = None) -> ImageSet:
-    """Every image of an ImageFolder split, or the first ``per_class`` of each class, as one uint8 tensor."""
+    """Every image of an ImageFolder split, or the first ``per_class`` of each class, as
+    one uint8 tensor."""
 
     listing = torchvision.datasets.ImageFolder(str(folder))
     samples = listing.samples
@@ -230,8 +234,9 @@ def imagenette_samples(per_class: int = 6, resolution: int = 96, split: str = "v
 
 
 def imagenette(split: str = "train", resolution: int = 64, per_class: int | None = None) -> ImageSet:
-    """Imagenette v2: 10 easy ImageNet classes (9,469 train, 3,925 val), decoded once at ``resolution``
-    and cached as a tensor file. With ``per_class``, only that many images of each class are decoded."""
+    """Imagenette v2: 10 easy ImageNet classes (9,469 train, 3,925 val), decoded once at
+    ``resolution`` and cached as a tensor file. With ``per_class``, only that many
+    images of each class are decoded."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     if per_class is not None:
@@ -249,7 +254,8 @@ def clear_cache() -> None:
 # --------------------------------------------------------------------------- batched augmentation
 
 def random_translate(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
-    """Random crop after zero padding (the CIFAR/ResNet recipe, He et al. 2016 §4.2), per image, batched."""
+    """Random crop after zero padding (the CIFAR/ResNet recipe, He et al. 2016 §4.2),
+    per image, batched."""
     n, _, h, w = images.shape
     padded = F.pad(images, (padding,) * 4)
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device)
@@ -262,7 +268,8 @@ def random_translate(images: torch.Tensor, padding: int, generator: torch.Genera
 
 def random_resized_crop(images: torch.Tensor, size: int, generator: torch.Generator,
                         scale: tuple[float, float] = (0.25, 1.0)) -> torch.Tensor:
-    """Inception-style crop (Szegedy et al. 2015 §6): a random area and aspect, resized; batched via grid_sample."""
+    """Inception-style crop (Szegedy et al. 2015 §6): a random area and aspect, resized;
+    batched via grid_sample."""
     n = images.shape[0]
     dev = generator.device
     area = torch.empty(n, device=dev).uniform_(*scale, generator=generator)
@@ -288,10 +295,11 @@ def random_flip(images: torch.Tensor, generator: torch.Generator) -> torch.Tenso
 class DeviceLoader:
     """Iterate over an ImageSet in batches of float tensors, like a DataLoader, without workers.
 
-    The uint8 images move to ``device`` once; each batch is drawn by indexing, then resized to
-    ``resolution``, augmented (``augment``: "none", "translate" or "crop", plus flips) and normalised there.
-    Under torchrun, ``batch_size`` is the global batch: every process draws the same order and keeps its
-    rank's share of each batch (``book.distributed``).
+    The uint8 images move to ``device`` once; each batch is drawn by indexing, then
+    resized to ``resolution``, augmented (``augment``: "none", "translate" or "crop",
+    plus flips) and normalised there. Under torchrun, ``batch_size`` is the global
+    batch: every process draws the same order and keeps its rank's share of each batch
+    (``book.distributed``).
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 128, *, shuffle: bool = False,
@@ -312,8 +320,9 @@ class DeviceLoader:
         self.mean = torch.tensor(mean or default_mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std or default_std, device=self.device).view(1, -1, 1, 1)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        # Under torchrun, two generators: the order is the same in every process, the augmentations differ
-        # per rank. In one process, one generator drives both, as it always has (same batches as before).
+        # Under torchrun, two generators: the order is the same in every process, the
+        # augmentations differ per rank. In one process, one generator drives both, as
+        # it always has (same batches as before).
         self.order_generator = torch.Generator(self.device).manual_seed(seed)
         self.generator = (torch.Generator(self.device).manual_seed(seed + 104729 * (distributed.rank() + 1))
                           if distributed.world_size() > 1 else self.order_generator)

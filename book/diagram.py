@@ -9,9 +9,9 @@ shape (channels × height × width), and lays the boxes out as one compact colum
 Graphviz's ``dot`` renders the SVG.
 
 Two views: ``architecture_diagram`` draws the whole network one paper unit to a box, and
-``block_diagram`` draws ONE of those units (the ``diagram_block`` of its ``Spec``) a level deeper, where
-the idea of the architecture lives: ResNet's shortcut additions, DenseNet's concatenations, GoogLeNet's
-four branches, NiN's mlpconv.
+``block_diagram`` draws ONE of those units (the ``diagram_block`` of its ``Spec``) a
+level deeper, where the idea of the architecture lives: ResNet's shortcut additions,
+DenseNet's concatenations, GoogLeNet's four branches, NiN's mlpconv.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from torchview.computation_node import FunctionNode, ModuleNode, TensorNode
 
 from . import models, summary
 
-# Layers that keep the shape of their input are written into the box before them instead of a box of their own.
+# Layers that keep the shape of their input are written into the box before them instead
+# of a box of their own.
 _FOLDED = (nn.ReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Identity, nn.BatchNorm2d, nn.LayerNorm,
            nn.LocalResponseNorm)
 _QUIET = (nn.ReLU, nn.GELU, nn.Tanh, nn.Identity, nn.BatchNorm2d, nn.LayerNorm)  # not worth a word
@@ -55,7 +56,8 @@ def _words(cls: type) -> str:
 
 
 def _quiet(module: nn.Module | None) -> bool:
-    """Layers not worth a word in a box; dropout is, when it drops something (AlexNet's fc6, fc7: §4.2)."""
+    """Layers not worth a word in a box; dropout is, when it drops something (AlexNet's
+    fc6, fc7: §4.2)."""
     return isinstance(module, _QUIET) or (isinstance(module, nn.Dropout) and module.p == 0)
 
 
@@ -99,7 +101,8 @@ def describe(module: nn.Module) -> str:
         if type(children[0]).__name__ == "DenseLayer":  # each layer adds its growth rate k
             text += f", k = {convs[-1].out_channels}"
         return text
-    # The leaves in the order they run (GoogLeNet's stem: pool, LRN, convs, LRN, pool as in Figure 3).
+    # The leaves in the order they run (GoogLeNet's stem: pool, LRN, convs, LRN, pool as
+    # in Figure 3).
     words = [describe(m) for m in module.modules() if next(m.children(), None) is None
              and not _quiet(m) and not isinstance(m, nn.Flatten)]
     runs = [(w, len(list(group))) for w, group in itertools.groupby(words)]
@@ -114,7 +117,8 @@ def _shape(node) -> tuple[int, ...]:
 
 
 def _lines(text: str, width: int) -> str:
-    """``text`` escaped, broken after commas into lines of at most ``width`` characters where it can."""
+    """``text`` escaped, broken after commas into lines of at most ``width`` characters
+    where it can."""
     lines = [""]
     for part in text.split(", "):
         if lines[-1] and len(lines[-1]) + 2 + len(part) > width:
@@ -126,8 +130,8 @@ def _lines(text: str, width: int) -> str:
 
 
 def _label(name: str, what: str, shape: tuple[int, ...], bold: bool = True, compact: bool = False) -> str:
-    """One box: name, description, shape in a row; ``compact`` stacks them in a 110 pt box, so that four
-    parallel branches fit the book's 700 px column side by side."""
+    """One box: name, description, shape in a row; ``compact`` stacks them in a 110 pt
+    box, so that four parallel branches fit the book's 700 px column side by side."""
     name = f"<B>{html.escape(name)}</B>" if bold and name else html.escape(name)
     size = "×".join(map(str, shape))
     if compact:
@@ -164,8 +168,9 @@ def _device(model: nn.Module) -> torch.device:
 def _nodes_and_edges(traced) -> tuple[list, list]:
     """The visible nodes in order of the forward pass, and the edges between them.
 
-    torchview draws a tensor again (an "auxiliary" copy with the same node id) for each container that reads it;
-    the copies are one node here, so that an inception block's four branches fork from one input."""
+    torchview draws a tensor again (an "auxiliary" copy with the same node id) for each
+    container that reads it; the copies are one node here, so that an inception block's
+    four branches fork from one input."""
     first: dict[str, object] = {}
 
     def one(node):
@@ -183,12 +188,14 @@ def _nodes_and_edges(traced) -> tuple[list, list]:
 
 
 def _side_inputs(module: nn.Module, order: list) -> dict:
-    """{join node: [(parameter name, shape)]}: learned tensors that ``module``'s own forward concatenates or adds.
+    """{join node: [(parameter name, shape)]}: learned tensors that ``module``'s own
+    forward concatenates or adds.
 
-    torchview records only tensors computed from the input, so ViT's class token (prepended to the patches)
-    and its position embeddings (added to them, Eq. 1) would vanish from the graph; they are found again
-    among the module's own parameters by shape: a concatenation's output is its input plus the parameter
-    along one axis, an addition's output has the parameter's shape."""
+    torchview records only tensors computed from the input, so ViT's class token
+    (prepended to the patches) and its position embeddings (added to them, Eq. 1) would
+    vanish from the graph; they are found again among the module's own parameters by
+    shape: a concatenation's output is its input plus the parameter along one axis, an
+    addition's output has the parameter's shape."""
     own = [(name, tuple(p.shape[1:])) for name, p in module.named_parameters(recurse=False)]
     found: dict = {}
     for node in order:
@@ -211,11 +218,13 @@ def _side_inputs(module: nn.Module, order: list) -> dict:
 
 
 def _boxes(order: list, edges: list, module_of, side: dict) -> tuple[dict, dict, dict, dict]:
-    """{node: the node whose box shows it}: shape-keeping layers join the box before them, reshapes a neighbour.
+    """{node: the node whose box shows it}: shape-keeping layers join the box before
+    them, reshapes a neighbour.
 
-    A node folds into the box before it when it keeps the shape and is that box's only successor, and a
-    reshape (flatten, transpose) into the box after it, so that each box shows the shape it computes.
-    Joins (add, concatenate) stay boxes of their own: they are the shortcuts and dense connections."""
+    A node folds into the box before it when it keeps the shape and is that box's only
+    successor, and a reshape (flatten, transpose) into the box after it, so that each
+    box shows the shape it computes. Joins (add, concatenate) stay boxes of their own:
+    they are the shortcuts and dense connections."""
     before = {n: [t for t, h in edges if h is n] for n in order}
     after = {n: [h for t, h in edges if t is n] for n in order}
 
@@ -270,8 +279,9 @@ def _draw(root: nn.Module, module: nn.Module, traced, *, title: str | None, dire
           tags: dict[str, str] | None = None, clusters: bool = False) -> SVG:
     """Relabel torchview's graph of ``module`` (``root`` or one of its blocks) and render it.
 
-    ``tags`` add a word to a box's name (CoAtNet's C and T); ``clusters`` frames the nodes of each child of
-    ``module`` (the blocks of a stage, the branches of an inception block) and draws compact boxes."""
+    ``tags`` add a word to a box's name (CoAtNet's C and T); ``clusters`` frames the
+    nodes of each child of ``module`` (the blocks of a stage, the branches of an
+    inception block) and draws compact boxes."""
     paths = {id(m): path for path, m in root.named_modules()}
     names = summary.layer_names(root)
     modules = dict(root.named_modules())
@@ -342,8 +352,9 @@ def _draw(root: nn.Module, module: nn.Module, traced, *, title: str | None, dire
     for tail, head in sorted(edges, key=code_order):
         is_output = isinstance(head, TensorNode) and not after[head]
         if box[tail] is not box[head] and not is_output:
-            # An edge straight into an addition from a box that also feeds another path is the identity
-            # shortcut (He et al. §3.2): dashed, so that the eye finds it beside the convolutions.
+            # An edge straight into an addition from a box that also feeds another path
+            # is the identity shortcut (He et al. §3.2): dashed, so that the eye finds
+            # it beside the convolutions.
             identity = getattr(head, "name", "") == "add" and len({box[h] for h in after[tail]}) > 1 \
                 and box[head] is head
             graph.edge(ids[box[tail]], ids[box[head]], **(dict(style="dashed", label=" identity",
@@ -355,15 +366,18 @@ def _draw(root: nn.Module, module: nn.Module, traced, *, title: str | None, dire
 
 def architecture_diagram(model: nn.Module, input_size: tuple[int, ...], *, depth: int | None = None,
                          title: str | None = None, direction: str = "TB") -> SVG:
-    """A block diagram of ``model`` for an input of ``input_size`` (with the batch dimension), as inline SVG.
+    """A block diagram of ``model`` for an input of ``input_size`` (with the batch
+    dimension), as inline SVG.
 
-    One box per module ``depth`` levels down (default: the ``diagram_depth`` of the architecture's ``Spec``,
-    whose boxes are the paper's units; 1, the children, for any other model), named as in the
-    paper, with what it does and its output shape C×H×W; shape-keeping layers are folded into the box
-    before them. Learned tensors the network itself concatenates or adds (ViT's class token and position
-    embeddings, Eq. 1) are drawn feeding their join. ``direction`` is graphviz's rankdir ("TB" top to bottom,
-    "LR" left to right). The returned ``IPython.display.SVG`` shows itself in a notebook; its ``.data`` is
-    the SVG text and its ``.source`` the graphviz DOT text. ``block_diagram`` draws one unit in full.
+    One box per module ``depth`` levels down (default: the ``diagram_depth`` of the
+    architecture's ``Spec``, whose boxes are the paper's units; 1, the children, for any
+    other model), named as in the paper, with what it does and its output shape C×H×W;
+    shape-keeping layers are folded into the box before them. Learned tensors the
+    network itself concatenates or adds (ViT's class token and position embeddings, Eq.
+    1) are drawn feeding their join. ``direction`` is graphviz's rankdir ("TB" top to
+    bottom, "LR" left to right). The returned ``IPython.display.SVG`` shows itself in a
+    notebook; its ``.data`` is the SVG text and its ``.source`` the graphviz DOT text.
+    ``block_diagram`` draws one unit in full.
     """
     _require_dot()
     spec = models.spec_of(model)
@@ -375,7 +389,8 @@ def architecture_diagram(model: nn.Module, input_size: tuple[int, ...], *, depth
 
 
 def _block_inputs(model: nn.Module, block: nn.Module, input_size: tuple[int, ...]) -> list[torch.Tensor]:
-    """The tensors that reach ``block`` when ``model`` sees a zero image of ``input_size`` (a forward hook)."""
+    """The tensors that reach ``block`` when ``model`` sees a zero image of
+    ``input_size`` (a forward hook)."""
     seen: list = []
     hook = block.register_forward_pre_hook(lambda _module, inputs: seen.append(inputs) if not seen else None)
     was_training = model.training
@@ -391,16 +406,19 @@ def _block_inputs(model: nn.Module, block: nn.Module, input_size: tuple[int, ...
 
 def block_diagram(model: nn.Module, input_size: tuple[int, ...], *, block: str | None = None,
                   depth: int | None = None, title: str | None = None, direction: str = "TB") -> SVG:
-    """One unit of ``model`` drawn in full, to stand beside ``architecture_diagram``'s one box for it.
+    """One unit of ``model`` drawn in full, to stand beside ``architecture_diagram``'s
+    one box for it.
 
-    ``block`` is a module path and ``depth`` the torchview depth inside it (default: the ``diagram_block``
-    of the architecture's ``Spec``: ResNet's conv3_x, whose first block has the projection shortcut of
-    §3.3 and whose second the identity; DenseNet's dense block 1, each layer reading the concatenation
-    of all earlier maps (Eq. 2); GoogLeNet's inception 3a, four branches (Figure 2b); NiN's mlpconv1,
-    a convolution and two 1×1 convolutions (§3.1)). The block runs on the very tensors that reach it in
-    ``model`` for an input of ``input_size``, so its shapes are those of the whole network. With depth 2
-    or more, the boxes of each child of the block (a residual block, a dense layer, a branch) are framed
-    together and drawn compact, so that parallel paths fit the book's column side by side.
+    ``block`` is a module path and ``depth`` the torchview depth inside it (default: the
+    ``diagram_block`` of the architecture's ``Spec``: ResNet's conv3_x, whose first
+    block has the projection shortcut of §3.3 and whose second the identity; DenseNet's
+    dense block 1, each layer reading the concatenation of all earlier maps (Eq. 2);
+    GoogLeNet's inception 3a, four branches (Figure 2b); NiN's mlpconv1, a convolution
+    and two 1×1 convolutions (§3.1)). The block runs on the very tensors that reach it
+    in ``model`` for an input of ``input_size``, so its shapes are those of the whole
+    network. With depth 2 or more, the boxes of each child of the block (a residual
+    block, a dense layer, a branch) are framed together and drawn compact, so that
+    parallel paths fit the book's column side by side.
     """
     _require_dot()
     spec = models.spec_of(model)

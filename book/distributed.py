@@ -24,7 +24,8 @@ def active() -> bool:
 
 
 def rank() -> int:
-    """This process's rank: from the process group, or from torchrun's variables before it is joined."""
+    """This process's rank: from the process group, or from torchrun's variables before
+    it is joined."""
     return dist.get_rank() if active() else int(os.environ.get("RANK", "0"))
 
 
@@ -44,7 +45,8 @@ def local_device() -> torch.device | None:
 
 
 def setup(device: torch.device) -> bool:
-    """Join the process group once (gloo for CPU tensors, NCCL for CUDA); False when not launched."""
+    """Join the process group once (gloo for CPU tensors, NCCL for CUDA); False when not
+    launched."""
     if not launched():
         return False
     if not active():

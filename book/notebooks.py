@@ -3,11 +3,12 @@
 Outputs stored in the book come only from this: each notebook runs top to bottom in a fresh
 kernel, in the machine's profile, and its metadata records the profile, device, versions and time.
 
-The kernel runs with ``BOOK_STORED_RUN=1`` (:data:`book.runtime.STORED_RUN`): its outputs are for a static
-page, so ``fit`` shows text progress and one final figure, and ``viz.feature_explorer`` is plain HTML and
-JavaScript; no widget state is stored. A notebook is skipped when its stored fingerprint (code cells,
-the ``book`` package's sources, profile, CPU capability and bf16 setting) matches the current one;
-``--force`` runs it anyway.
+The kernel runs with ``BOOK_STORED_RUN=1`` (:data:`book.runtime.STORED_RUN`): its
+outputs are for a static page, so ``fit`` shows text progress and one final figure, and
+``viz.feature_explorer`` is plain HTML and JavaScript; no widget state is stored. A
+notebook is skipped when its stored fingerprint (code cells, the ``book`` package's
+sources, profile, CPU capability and bf16 setting) matches the current one; ``--force``
+runs it anyway.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _sha(text: str) -> str:
 
 
 def fingerprint(notebook, profile: str) -> dict:
-    """What a notebook's stored outputs depend on. Markdown cells are left out: editing prose changes no output."""
+    """What a notebook's stored outputs depend on. Markdown cells are left out: editing
+    prose changes no output."""
     code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     sources = sorted(BOOK_SOURCES.rglob("*.py"))
     device = default_device()
@@ -71,7 +73,8 @@ def reasons_to_run(path: Path, profile: str | None = None) -> list[str]:
 
 
 def execute(path: Path, profile: str | None = None, timeout: int = 900) -> float:
-    """Run ``path`` in place with ``BOOK_PROFILE=profile`` and ``BOOK_STORED_RUN=1``; returns the seconds it took."""
+    """Run ``path`` in place with ``BOOK_PROFILE=profile`` and ``BOOK_STORED_RUN=1``;
+    returns the seconds it took."""
     profile = profile or default_profile()
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata.pop("widgets", None)  # nbclient adds it back only if widgets were shown this time

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Krizhevsky et al. 2012, abstract and §4 (its opening sentence): "60 million parameters"; the two-tower
-# network of Figure 2.
+# Krizhevsky et al. 2012, abstract and §4 (its opening sentence): "60 million
+# parameters"; the two-tower network of Figure 2.
 ALEXNET_PARAMS = 60_000_000
 
 # Simonyan & Zisserman 2015, Table 2: parameters in millions per configuration.
@@ -28,28 +28,30 @@ GOOGLENET_CONV1 = (2.7e3, 34e6)
 # He et al. 2016, Table 1: FLOPs, which the paper counts as multiply-adds, in billions.
 RESNET_GMACS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 7.6, "resnet152": 11.3}
 
-# Huang et al. 2017 give the ImageNet DenseNets' sizes only roughly, as points of Figure 3 and in §4.4
-# ("DenseNet-201 with 20M parameters"); their Table 2, which lists parameters, is for CIFAR and SVHN.
-# DenseNet-161 (k=48) is not in the paper, whose Table 3 has 121/169/201/264; it comes from the authors'
-# repository (liuzhuang13/DenseNet). These are the exact counts of the released ImageNet models.
+# Huang et al. 2017 give the ImageNet DenseNets' sizes only roughly, as points of Figure
+# 3 and in §4.4 ("DenseNet-201 with 20M parameters"); their Table 2, which lists
+# parameters, is for CIFAR and SVHN. DenseNet-161 (k=48) is not in the paper, whose
+# Table 3 has 121/169/201/264; it comes from the authors' repository
+# (liuzhuang13/DenseNet). These are the exact counts of the released ImageNet models.
 DENSENET_PARAMS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928,
                    "densenet161": 28_681_000}
 
 # Dosovitskiy et al. 2021, Table 1: ViT-Base has 86M parameters.
 VIT_BASE_PARAMS = 86_000_000
-# Table 1 in full: layers, hidden size D, MLP size, heads, parameters. The main results use patches of
-# 16 (Base, Large) and 14 (Huge) at 224 px, which is how we count them.
+# Table 1 in full: layers, hidden size D, MLP size, heads, parameters. The main results
+# use patches of 16 (Base, Large) and 14 (Huge) at 224 px, which is how we count them.
 VIT_TABLE1 = {"ViT-Base": (12, 768, 3072, 12, 86e6), "ViT-Large": (24, 1024, 4096, 16, 307e6),
               "ViT-Huge": (32, 1280, 5120, 16, 632e6)}
 VIT_PATCH = {"ViT-Base": 16, "ViT-Large": 16, "ViT-Huge": 14}
-# The paper gives no multiply-adds; torchvision's model table lists 17.56 GFLOPS for vit_b_16 at 224 px,
-# counting a multiply-add as one operation.
+# The paper gives no multiply-adds; torchvision's model table lists 17.56 GFLOPS for
+# vit_b_16 at 224 px, counting a multiply-add as one operation.
 VIT_B16_GMACS_TORCHVISION = 17.56
 
 # Dai et al. 2021, Table 4 (ImageNet-1K only, 224 px): parameters, FLOPs (multiply-adds) and top-1.
 COATNET_TABLE4 = {"CoAtNet-0": (25e6, 4.2e9, 81.6), "CoAtNet-1": (42e6, 8.4e9, 83.3),
                   "CoAtNet-2": (75e6, 15.7e9, 84.1), "CoAtNet-3": (168e6, 34.7e9, 84.5)}
-# Table 9 (Appendix A.1): CoAtNet-0 with the stride in the depthwise convolution instead of the first 1×1.
+# Table 9 (Appendix A.1): CoAtNet-0 with the stride in the depthwise convolution instead
+# of the first 1×1.
 COATNET0_STRIDED_DEPTHWISE = (25e6, 4.6e9, 82.0)
 # timm's untrained coatnet_0_224, counted by the issue's author: a second reference for CoAtNet-0.
 COATNET0_TIMM = (25.04e6, 4.58e9)
@@ -69,10 +71,10 @@ IMAGENET_IMAGES = 14_197_122
 IMAGENET_SYNSETS = 21_841          # non-empty synsets
 IMAGENET_BOXED_IMAGES = 1_034_908  # images with bounding-box annotations
 
-# Winning top-5 classification error of ILSVRC, by year, with its source.
-# The winning entry of each year. 2012's and 2013's best entries used outside data (ImageNet-22k
-# pre-training); without it they scored 16.4% and 11.7% (Szegedy et al. 2015, Table 2). From 2014 on the
-# winners used ILSVRC's data alone.
+# Winning top-5 classification error of ILSVRC, by year, with its source. The winning
+# entry of each year. 2012's and 2013's best entries used outside data (ImageNet-22k
+# pre-training); without it they scored 16.4% and 11.7% (Szegedy et al. 2015, Table 2).
+# From 2014 on the winners used ILSVRC's data alone.
 ILSVRC_TOP5 = [
     (2010, 28.2, "NEC-UIUC", "Russakovsky et al. 2015, Table 7"),
     (2011, 25.8, "XRCE", "Russakovsky et al. 2015, Table 7"),
@@ -89,12 +91,14 @@ ILSVRC_TOP5 = [
 ALEXNET_TOP5_WITHOUT_PRETRAINING = 16.4
 VGG_TOP5_2014 = 7.3                       # Simonyan & Zisserman 2015, Table 7: ILSVRC-2014 submission, second place
 
-# --------------------------------------------------------------------------- ImageNet, one row per architecture
-# The closing chapter (09) sets these beside what our code measures. Each is one network's ILSVRC-2012
-# validation error in %, with the parameters and multiply-adds the paper prints; None where the paper
-# gives no such number. Errors, not accuracies: where a paper prints top-1 accuracy (ViT, CoAtNet), the
-# error is 100 minus it, written so that the printed number stays visible. The papers evaluate in
-# different ways (crops, scales, resolution, extra data), so each row says how its numbers were obtained.
+# --------------------------------------------------------------------------- ImageNet,
+# one row per architecture The closing chapter (09) sets these beside what our code
+# measures. Each is one network's ILSVRC-2012 validation error in %, with the parameters
+# and multiply-adds the paper prints; None where the paper gives no such number. Errors,
+# not accuracies: where a paper prints top-1 accuracy (ViT, CoAtNet), the error is 100
+# minus it, written so that the printed number stays visible. The papers evaluate in
+# different ways (crops, scales, resolution, extra data), so each row says how its
+# numbers were obtained.
 
 
 @dataclass(frozen=True)
@@ -107,38 +111,44 @@ class ImageNetResult:
     source: str                # paper, table or section
 
 
-# Szegedy et al. 2015, Table 1: the rows of the stem and the classifier, (params, ops); with the inception
-# rows above they make up the whole network. Their sums, 6.8M parameters and 1.50G multiply-adds, match
-# the "computational budget of 1.5 billion multiply-adds" of §1.
+# Szegedy et al. 2015, Table 1: the rows of the stem and the classifier, (params, ops);
+# with the inception rows above they make up the whole network. Their sums, 6.8M
+# parameters and 1.50G multiply-adds, match the "computational budget of 1.5 billion
+# multiply-adds" of §1.
 GOOGLENET_OTHER_ROWS = {"conv1": GOOGLENET_CONV1, "conv2": (112e3, 360e6), "linear": (1000e3, 1e6)}
 _GOOGLENET_TABLE1 = [*GOOGLENET_ROWS.values(), *GOOGLENET_OTHER_ROWS.values()]
 
 IMAGENET: dict[str, ImageNetResult] = {
-    # Krizhevsky et al. 2012, Table 2, row "1 CNN": ILSVRC-2012 validation, averaging the softmax over ten
-    # 224-px patches (§4.1); 60 million parameters (abstract). No multiply-adds are given.
+    # Krizhevsky et al. 2012, Table 2, row "1 CNN": ILSVRC-2012 validation, averaging
+    # the softmax over ten 224-px patches (§4.1); 60 million parameters (abstract). No
+    # multiply-adds are given.
     "alexnet": ImageNetResult(40.7, 18.2, ALEXNET_PARAMS, None, "1 CNN, 10 patches",
                               "Krizhevsky et al. 2012, Table 2; abstract"),
-    # Simonyan & Zisserman 2015, Table 3 (one test scale, dense evaluation), configurations A and D trained
-    # and tested at S = Q = 256; parameters from Table 2. No multiply-adds are given. D trained with scale
-    # jitter S ∈ [256, 512] and tested at Q = 384 reaches 25.6 / 8.1 (same table).
+    # Simonyan & Zisserman 2015, Table 3 (one test scale, dense evaluation),
+    # configurations A and D trained and tested at S = Q = 256; parameters from Table 2.
+    # No multiply-adds are given. D trained with scale jitter S ∈ [256, 512] and tested
+    # at Q = 384 reaches 25.6 / 8.1 (same table).
     "vgg11": ImageNetResult(29.6, 10.4, VGG_PARAMS_M["A"] * 1e6, None, "dense, 1 scale (256)",
                             "Simonyan & Zisserman 2015, Tables 3 and 2"),
     "vgg16": ImageNetResult(27.0, 8.8, VGG_PARAMS_M["D"] * 1e6, None, "dense, 1 scale (256)",
                             "Simonyan & Zisserman 2015, Tables 3 and 2"),
-    # Lin et al. 2014 evaluate NiN on CIFAR-10, CIFAR-100, SVHN and MNIST only (§4): no ImageNet number.
+    # Lin et al. 2014 evaluate NiN on CIFAR-10, CIFAR-100, SVHN and MNIST only (§4): no
+    # ImageNet number.
     "nin": ImageNetResult(None, None, None, None, "no ImageNet experiment", "Lin et al. 2014, §4"),
-    # Szegedy et al. 2015, Table 3: one model, 10 crops, top-5 only (no top-1 is reported); parameters
-    # and multiply-adds are the sums of Table 1's columns (above).
+    # Szegedy et al. 2015, Table 3: one model, 10 crops, top-5 only (no top-1 is
+    # reported); parameters and multiply-adds are the sums of Table 1's columns (above).
     "googlenet": ImageNetResult(None, 9.15, sum(p for p, _ in _GOOGLENET_TABLE1),
                                 sum(o for _, o in _GOOGLENET_TABLE1), "1 model, 10 crops",
                                 "Szegedy et al. 2015, Tables 3 and 1; §1"),
-    # Ioffe & Szegedy 2015, Figure 4 (a table), row "BN-Inception single crop": 224 px, 1 crop, 1 model;
-    # "13.6 · 10^6 parameters" (§4.2). No multiply-adds are given. book.models has no BN-Inception.
+    # Ioffe & Szegedy 2015, Figure 4 (a table), row "BN-Inception single crop": 224 px,
+    # 1 crop, 1 model; "13.6 · 10^6 parameters" (§4.2). No multiply-adds are given.
+    # book.models has no BN-Inception.
     "bn_inception": ImageNetResult(25.2, 7.82, 13.6e6, None, "1 model, 1 crop",
                                    "Ioffe & Szegedy 2015, Figure 4; §4.2"),
-    # He et al. 2016, Table 2: ResNet-18, 10-crop top-1 only, with zero-padding shortcuts (option A);
-    # Table 3: ResNet-34 with projection shortcuts where the shape changes (option B) and ResNet-50, 10
-    # crops; multiply-adds from Table 1 (RESNET_GMACS). The paper gives no ImageNet parameter counts.
+    # He et al. 2016, Table 2: ResNet-18, 10-crop top-1 only, with zero-padding
+    # shortcuts (option A); Table 3: ResNet-34 with projection shortcuts where the shape
+    # changes (option B) and ResNet-50, 10 crops; multiply-adds from Table 1
+    # (RESNET_GMACS). The paper gives no ImageNet parameter counts.
     "resnet18": ImageNetResult(27.88, None, None, RESNET_GMACS["resnet18"] * 1e9, "10 crops, option A",
                                "He et al. 2016, Tables 2 and 1"),
     "resnet34": ImageNetResult(24.52, 7.46, None, RESNET_GMACS["resnet34"] * 1e9, "10 crops, option B",
@@ -148,12 +158,13 @@ IMAGENET: dict[str, ImageNetResult] = {
     # Huang et al. 2017, Table 3: DenseNet-121, 10 crops (single crop: 25.02 / 7.71). Parameters and
     # FLOPs appear only as points of Figure 3, not as numbers.
     "densenet121": ImageNetResult(23.61, 6.66, None, None, "10 crops", "Huang et al. 2017, Table 3"),
-    # Dosovitskiy et al. 2021, Table 5: ViT-B/16 pre-trained on ImageNet (ILSVRC-2012) alone, fine-tuned at
-    # 384 px, 77.91% top-1; 86M parameters (Table 1). No top-5 and no inference multiply-adds are given.
+    # Dosovitskiy et al. 2021, Table 5: ViT-B/16 pre-trained on ImageNet (ILSVRC-2012)
+    # alone, fine-tuned at 384 px, 77.91% top-1; 86M parameters (Table 1). No top-5 and
+    # no inference multiply-adds are given.
     "vit": ImageNetResult(round(100 - 77.91, 2), None, VIT_BASE_PARAMS, None, "ImageNet-1k only, 384 px",
                           "Dosovitskiy et al. 2021, Tables 5 and 1"),
-    # Dai et al. 2021, Table 4 (COATNET_TABLE4): CoAtNet-0 at 224 px, ImageNet-1K only: 25M parameters,
-    # 4.2B FLOPs (multiply-adds), 81.6% top-1. No top-5 is given.
+    # Dai et al. 2021, Table 4 (COATNET_TABLE4): CoAtNet-0 at 224 px, ImageNet-1K only:
+    # 25M parameters, 4.2B FLOPs (multiply-adds), 81.6% top-1. No top-5 is given.
     "coatnet": ImageNetResult(round(100 - COATNET_TABLE4["CoAtNet-0"][2], 2), None, *COATNET_TABLE4["CoAtNet-0"][:2],
                               "ImageNet-1k only, 224 px", "Dai et al. 2021, Table 4"),
 }

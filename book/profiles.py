@@ -1,8 +1,8 @@
 """Run profiles, kept in one place: how much data, how many epochs, what resolution.
 
 - ``smoke``: a few hundred images and one short epoch, seconds per chapter. CI runs this.
-- ``cpu``: each chapter trains for about 5 minutes on a 2-core AVX2 CPU, on the small configuration.
-- ``gpu``: the paper's configuration at D2L's resolutions and epochs, and Imagenette too.
+- ``cpu``: a few minutes of training per network on a 2-core AVX2 CPU, on the small configuration.
+- ``gpu``: the paper's configuration (VGG at a quarter width) at D2L's resolutions and epochs, and Imagenette too.
 
 The profile comes from the device and ``BOOK_PROFILE`` overrides it.
 """
@@ -32,8 +32,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 30, 20, True, False, 10, 1, 20, "300 training images, one epoch: checks that code runs"),
-    "cpu": Profile("cpu", None, None, True, False, 500, 3, 1500, "all of Fashion-MNIST, small models, about 5 min of training per chapter"),
-    "gpu": Profile("gpu", None, None, False, True, 6000, 10, 5000, "paper models at D2L's resolutions, plus Imagenette"),
+    "cpu": Profile("cpu", None, None, True, False, 500, 3, 1500, "all of Fashion-MNIST, small models, a few minutes of training per network"),
+    "gpu": Profile("gpu", None, None, False, True, 6000, 10, 5000, "paper models at D2L's resolutions (VGG at a quarter width), plus Imagenette"),
 }
 
 
@@ -53,10 +53,12 @@ class Recipe:
     options: tuple = ()  # extra model options as (key, value) pairs, kept hashable
 
 
-# The recipes themselves live in each architecture's ``Spec`` (``book.models.spec``), beside its model:
-# ``cpu`` sized so that ``fit`` takes at most about 5 minutes on the floor machine (2 cores, AVX2 only), on the
-# small configuration; ``gpu`` D2L's resolutions and 10 epochs for the paper's configuration (VGG at D2L's
-# quarter width), with D2L's learning rates for AlexNet, VGG, NiN and GoogLeNet and our own for the rest.
+# The recipes themselves live in each architecture's ``Spec`` (``book.models.spec``),
+# beside its model: ``cpu`` sized so that ``fit`` takes at most about 5 minutes on the
+# floor machine (2 cores, AVX2 only), on the small configuration; ``gpu`` D2L's
+# resolutions and 10 epochs for the paper's configuration (VGG at D2L's quarter width),
+# with D2L's learning rates for AlexNet, VGG, NiN and GoogLeNet and our own for the
+# rest.
 
 
 def default_profile() -> str:
@@ -80,7 +82,8 @@ def get_profile(name: str | None = None) -> Profile:
 def recipe(model: str, profile: str | None = None) -> Recipe:
     """The Fashion-MNIST recipe of ``model`` (any name of ``book.models``) in a profile.
 
-    Every name of a family trains with the family's recipe: vgg16 like vgg11, resnet50 like resnet18."""
+    Every name of a family trains with the family's recipe: vgg16 like vgg11, resnet50
+    like resnet18."""
     prof = get_profile(profile)
     spec = models.spec_for(model)
     if prof.small_models:

@@ -1,9 +1,12 @@
-"""A chapter's training run as data: written by ``chapter.train_and_report``, read by ``book.compare``.
+"""A chapter's training run as data: written by ``chapter.train_and_report``, read by
+``book.compare``.
 
-The run is one display output with its own MIME type, ``application/vnd.modern-cnns.run+json``, beside a
-one-line ``text/plain`` that the rendered book shows. It holds the recipe, the call's own model options,
-the runtime (profile, device, precision) and the whole per-epoch history, so that the closing chapter
-reads numbers, not printed text. A record of another version, or one that lacks a field, is refused.
+The run is one display output with its own MIME type,
+``application/vnd.modern-cnns.run+json``, beside a one-line ``text/plain`` that the
+rendered book shows. It holds the recipe, the call's own model options, the runtime
+(profile, device, precision) and the whole per-epoch history, so that the closing
+chapter reads numbers, not printed text. A record of another version, or one that lacks
+a field, is refused.
 """
 
 from __future__ import annotations

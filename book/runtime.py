@@ -1,8 +1,9 @@
 """Where and how this process runs, decided once: device, bf16, profile and stored-run mode.
 
-``Runtime.detect()`` reads the environment (``BOOK_PROFILE``, ``BOOK_BF16``, ``BOOK_STORED_RUN``, torchrun's
-variables) and the hardware once; everything after that receives the ``Runtime`` as an argument instead of
-reading the environment again. ``chapter.banner()`` makes the one a chapter uses.
+``Runtime.detect()`` reads the environment (``BOOK_PROFILE``, ``BOOK_BF16``,
+``BOOK_STORED_RUN``, torchrun's variables) and the hardware once; everything after that
+receives the ``Runtime`` as an argument instead of reading the environment again.
+``chapter.banner()`` makes the one a chapter uses.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def default_device() -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is the fast path on ``device``: on CUDA, and on CPUs whose bf16 instructions
-    (avx512_bf16 or AMX) are present and not capped by ``ATEN_CPU_CAPABILITY``/``ONEDNN_MAX_CPU_ISA``.
-    Measured in benchmarks/cpu_speed.py: 1.42× the fp32 training speed on a 2-core AVX-512-bf16 EPYC."""
+    """Whether bf16 autocast is the fast path on ``device``: on CUDA, and on CPUs whose
+    bf16 instructions (avx512_bf16 or AMX) are present and not capped by
+    ``ATEN_CPU_CAPABILITY``/``ONEDNN_MAX_CPU_ISA``. Measured in benchmarks/cpu_speed.py:
+    1.42× the fp32 training speed on a 2-core AVX-512-bf16 EPYC."""
     if device.type == "cuda":
         return True
     if device.type != "cpu":
@@ -58,15 +60,17 @@ def default_bf16(device: torch.device) -> bool:
 
 
 def stored_run() -> bool:
-    """Whether this process runs a notebook whose outputs will be stored (``BOOK_STORED_RUN=1``, which
-    ``python -m book.notebooks`` gives the kernel). Nobody watches such a run and the rendered book has no
-    kernel, so: no widgets (no tqdm bars, a static feature explorer) and one final figure, not a live one."""
+    """Whether this process runs a notebook whose outputs will be stored
+    (``BOOK_STORED_RUN=1``, which ``python -m book.notebooks`` gives the kernel). Nobody
+    watches such a run and the rendered book has no kernel, so: no widgets (no tqdm
+    bars, a static feature explorer) and one final figure, not a live one."""
     return os.environ.get(STORED_RUN, "").strip() not in ("", "0")
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """What every number of a run depends on besides its code: the profile, the device and the precision."""
+    """What every number of a run depends on besides its code: the profile, the device
+    and the precision."""
 
     profile: Profile
     device: torch.device
@@ -76,7 +80,8 @@ class Runtime:
 
     @classmethod
     def detect(cls, profile: str | None = None, device: torch.device | str | None = None) -> "Runtime":
-        """The runtime of this process: ``profile`` or ``BOOK_PROFILE`` or the device's, and so on."""
+        """The runtime of this process: ``profile`` or ``BOOK_PROFILE`` or the device's,
+        and so on."""
         device = torch.device(device) if device is not None else default_device()
         return cls(get_profile(profile), device, default_bf16(device), stored_run(),
                    torch.backends.cpu.get_cpu_capability())

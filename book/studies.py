@@ -1,11 +1,14 @@
-"""Step-level measurements that some claims need and ``fit`` does not give: they watch training as it goes.
+"""Step-level measurements that some claims need and ``fit`` does not give: they watch
+training as it goes.
 
-- ``watch_sigmoid_inputs``: the batch-norm paper's Figure 1, the distribution of the inputs to the last
-  hidden layer's sigmoids and the test accuracy, every few steps.
-- ``steps_to_accuracy``: the measure of the BN paper's Figure 3 (a table), steps until the test accuracy reaches a target.
-- ``training_error_curve`` and ``gradient_norms``: the ResNet paper's Figure 6 (training error over steps) and
-  the signal that reaches each layer at initialisation.
-- ``peak_training_memory`` and ``dense_feature_reuse``: DenseNet's memory, and its Figure 5.
+- ``watch_sigmoid_inputs``: the batch-norm paper's Figure 1, the distribution of the
+  inputs to the last hidden layer's sigmoids and the test accuracy, every few steps.
+- ``steps_to_accuracy``: the measure of the BN paper's Figure 3 (a table), steps until
+  the test accuracy reaches a target.
+- ``training_error_curve`` and ``gradient_norms``: the ResNet paper's Figure 6 (training
+  error over steps) and the signal that reaches each layer at initialisation.
+- ``peak_training_memory`` and ``dense_feature_reuse``: DenseNet's memory, and its
+  Figure 5.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ def _batches(loader):
 
 
 def _sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """One step of ``train.train_step`` (fit's own) on a batch; returns the batch's logits from before it."""
+    """One step of ``train.train_step`` (fit's own) on a batch; returns the batch's
+    logits from before it."""
     return train_step(model, opt, x, y)[1]
 
 
@@ -46,9 +50,10 @@ def _sigmoid_inputs(model: nn.Module, probe: torch.Tensor) -> torch.Tensor:
 
 def watch_sigmoid_inputs(model: nn.Module, train_loader, test_loader, probe: torch.Tensor, *, steps: int,
                          lr: float, every: int) -> dict:
-    """Train with plain SGD for ``steps`` steps; every ``every`` steps record the test accuracy and the
-    15th, 50th and 85th percentiles of each last-layer sigmoid's input over the ``probe`` images
-    (Ioffe & Szegedy 2015, Figure 1). Returns the steps, accuracies and percentiles (checkpoints × 3 × units).
+    """Train with plain SGD for ``steps`` steps; every ``every`` steps record the test
+    accuracy and the 15th, 50th and 85th percentiles of each last-layer sigmoid's input
+    over the ``probe`` images (Ioffe & Szegedy 2015, Figure 1). Returns the steps,
+    accuracies and percentiles (checkpoints × 3 × units).
     """
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     quantiles = torch.tensor([0.15, 0.50, 0.85])
@@ -68,8 +73,9 @@ def watch_sigmoid_inputs(model: nn.Module, train_loader, test_loader, probe: tor
 
 
 def drift(percentiles: torch.Tensor, start: int = 1) -> float:
-    """How far each unit's median input wanders during training, in units of its final 15th-85th percentile
-    width: the mean over units and checkpoints (from ``start``) of |median(t) - median(end)| / width(end)."""
+    """How far each unit's median input wanders during training, in units of its final
+    15th-85th percentile width: the mean over units and checkpoints (from ``start``) of
+    |median(t) - median(end)| / width(end)."""
     median, final = percentiles[start:, 1], percentiles[-1]
     width = (final[2] - final[0]).clamp_min(1e-6)
     return ((median - final[1]).abs() / width).mean().item()
@@ -77,8 +83,9 @@ def drift(percentiles: torch.Tensor, start: int = 1) -> float:
 
 def steps_to_accuracy(model: nn.Module, train_loader, test_loader, target: float, *, lr: float, max_steps: int,
                       every: int, momentum: float = 0.9) -> int | None:
-    """SGD steps (constant rate, momentum) until the test accuracy, checked every ``every`` steps, reaches
-    ``target``: the measure of the BN paper's Figures 2 and 3. None if ``max_steps`` pass first."""
+    """SGD steps (constant rate, momentum) until the test accuracy, checked every
+    ``every`` steps, reaches ``target``: the measure of the BN paper's Figures 2 and 3.
+    None if ``max_steps`` pass first."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     batches = _batches(train_loader)
     model.train()
@@ -96,8 +103,9 @@ def steps_to_accuracy(model: nn.Module, train_loader, test_loader, target: float
 
 def training_error_curve(model: nn.Module, train_loader, *, steps: int, lr: float, every: int,
                          momentum: float = 0.9, weight_decay: float = 1e-4) -> dict:
-    """SGD with momentum at a constant rate for ``steps`` steps; the training error averaged over each
-    window of ``every`` batches, as the thin curves of He et al. 2016, Figure 6 (their weight decay, 1e-4)."""
+    """SGD with momentum at a constant rate for ``steps`` steps; the training error
+    averaged over each window of ``every`` batches, as the thin curves of He et al.
+    2016, Figure 6 (their weight decay, 1e-4)."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     batches = _batches(train_loader)
     model.train()
@@ -114,8 +122,9 @@ def training_error_curve(model: nn.Module, train_loader, *, steps: int, lr: floa
 
 
 def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-    """The norm of the loss gradient with respect to each convolution's weights, for one batch, in
-    training mode: how much signal reaches each layer (He et al. 2016, §4.1, on vanishing gradients)."""
+    """The norm of the loss gradient with respect to each convolution's weights, for one
+    batch, in training mode: how much signal reaches each layer (He et al. 2016, §4.1,
+    on vanishing gradients)."""
     model.train()
     model.zero_grad(set_to_none=True)
     F.cross_entropy(model(x), y).backward()
@@ -130,7 +139,8 @@ def _status_bytes(field: str) -> int:
 
 
 def _training_step_memory(builder: str, options: dict, batch: int, resolution: int) -> int:
-    """The growth of this process's peak resident memory over one training step of ``builder(**options)``."""
+    """The growth of this process's peak resident memory over one training step of
+    ``builder(**options)``."""
     import gc
     import importlib
 
@@ -141,8 +151,9 @@ def _training_step_memory(builder: str, options: dict, batch: int, resolution: i
     F.cross_entropy(model(x[:2]), y[:2]).backward()  # warm up the allocator and oneDNN's kernels on a tiny batch
     model.zero_grad(set_to_none=True)
     gc.collect()
-    # VmHWM, not getrusage's ru_maxrss: the latter keeps the parent's peak across fork and exec, so a child
-    # of a big notebook kernel would report the kernel's size. Writing 5 to clear_refs resets VmHWM to now.
+    # VmHWM, not getrusage's ru_maxrss: the latter keeps the parent's peak across fork
+    # and exec, so a child of a big notebook kernel would report the kernel's size.
+    # Writing 5 to clear_refs resets VmHWM to now.
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     before = _status_bytes("VmRSS")
@@ -151,12 +162,13 @@ def _training_step_memory(builder: str, options: dict, batch: int, resolution: i
 
 
 def peak_training_memory(builder: str, options: dict, *, batch: int = 256, resolution: int = 28) -> int:
-    """Bytes by which a process's peak resident memory grows during one training step (forward and backward)
-    of ``builder(**options)`` ("book.models.resnet:cifar_resnet", say) on a batch of one-channel images:
-    activations, gradients and workspace.
+    """Bytes by which a process's peak resident memory grows during one training step
+    (forward and backward) of ``builder(**options)`` ("book.models.resnet:cifar_resnet",
+    say) on a batch of one-channel images: activations, gradients and workspace.
 
-    Each measurement runs in a fresh Python process, so that nothing the caller holds is counted; the CPU
-    has no ``torch.cuda.max_memory_allocated``. Linux only (it reads ``/proc``)."""
+    Each measurement runs in a fresh Python process, so that nothing the caller holds is
+    counted; the CPU has no ``torch.cuda.max_memory_allocated``. Linux only (it reads
+    ``/proc``)."""
     import subprocess
     import sys
 
@@ -169,10 +181,11 @@ def peak_training_memory(builder: str, options: dict, *, batch: int = 256, resol
 
 
 def dense_feature_reuse(model: nn.Module) -> list[torch.Tensor]:
-    """Huang et al. 2017, Figure 5: for each dense block, the mean absolute weight by which each target
-    (every layer of the block, then the transition or classifier after it) reads each source (the block's
-    input, then each layer's k new maps). Entry [s, t]; NaN where t cannot see s. A DenseNet-BC layer reads
-    its input through the 1×1 bottleneck convolution, so that is the weight measured."""
+    """Huang et al. 2017, Figure 5: for each dense block, the mean absolute weight by
+    which each target (every layer of the block, then the transition or classifier after
+    it) reads each source (the block's input, then each layer's k new maps). Entry [s,
+    t]; NaN where t cannot see s. A DenseNet-BC layer reads its input through the 1×1
+    bottleneck convolution, so that is the weight measured."""
     from .models.densenet import DenseBlock, Transition
 
     children = list(model.features.children()) + [model.classifier]

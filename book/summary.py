@@ -1,4 +1,5 @@
-"""Parameter and multiply-add counts measured by torch's FlopCounterMode, never by hand-written formulas."""
+"""Parameter and multiply-add counts measured by torch's FlopCounterMode, never by
+hand-written formulas."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ def _attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None,
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# Attention on the CPU runs as an op FlopCounterMode has no formula for, so it would count as zero: give it
-# the count torch uses for the same op on a GPU (the two matmuls QKᵀ and AV; softmax is not counted).
+# Attention on the CPU runs as an op FlopCounterMode has no formula for, so it would
+# count as zero: give it the count torch uses for the same op on a GPU (the two matmuls
+# QKᵀ and AV; softmax is not counted).
 _CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _attention_flops}
 
 
@@ -27,7 +29,8 @@ def _example(model: nn.Module, input_shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _measure(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FlopCounterMode, dict[str, tuple]]:
-    """Run one forward pass in eval mode under FlopCounterMode, recording every module's output shape."""
+    """Run one forward pass in eval mode under FlopCounterMode, recording every module's
+    output shape."""
     shapes: dict[str, tuple] = {}
     names = {module: name for name, module in model.named_modules()}
 
@@ -38,8 +41,9 @@ def _measure(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FlopCounte
     hooks = [m.register_forward_hook(record) for m in model.modules()]
     was_training = model.training
     model.eval()  # one path through the network: no auxiliary heads, no dropout
-    # In eval mode nn.MultiheadAttention takes a fused "fast path" that FlopCounterMode cannot see into
-    # (ViT-B/16 would lose a third of its multiply-adds); the ordinary path counts every projection.
+    # In eval mode nn.MultiheadAttention takes a fused "fast path" that FlopCounterMode
+    # cannot see into (ViT-B/16 would lose a third of its multiply-adds); the ordinary
+    # path counts every projection.
     fast_path = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
@@ -54,7 +58,8 @@ def _measure(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[FlopCounte
 
 
 def count(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, int]:
-    """{"params": learnable parameters, "macs": multiply-adds of one forward pass of ``input_shape``}.
+    """{"params": learnable parameters, "macs": multiply-adds of one forward pass of
+    ``input_shape``}.
 
     FlopCounterMode counts a multiply-add as two FLOPs, so MACs are half its total.
     """
@@ -102,7 +107,8 @@ class Table:
         return [row[i] for row in self.rows]
 
     def row(self, first: str) -> list:
-        """The row whose first cell is ``first``, or whose module path (``features.0``) is ``first``."""
+        """The row whose first cell is ``first``, or whose module path (``features.0``)
+        is ``first``."""
         for row in self.rows:
             if row[0] == first:
                 return row
@@ -112,13 +118,15 @@ class Table:
 
 
 def layer_names(model: nn.Module) -> dict[str, str]:
-    """{module path: paper-style name} for every submodule, e.g. {"features.0": "conv1", "classifier.1": "fc6"}.
+    """{module path: paper-style name} for every submodule, e.g. {"features.0": "conv1",
+    "classifier.1": "fc6"}.
 
-    Each architecture of ``book.models`` gets its paper's names (AlexNet conv1…fc8, VGG conv3_2 and pool3,
-    NiN mlpconv1, GoogLeNet "inception 4a", ResNet "conv3_x block 2", DenseNet "dense block 2" and
-    "transition 1", ViT "block 3", CoAtNet "S2"). Inside such a module, or in any other model, layers of a
-    sequence are numbered in Caffe's style (conv1, relu1, pool1, fc2) and other modules keep their
-    attribute name, prefixed by their parent's name ("conv2_x block 1 conv1").
+    Each architecture of ``book.models`` gets its paper's names (AlexNet conv1…fc8, VGG
+    conv3_2 and pool3, NiN mlpconv1, GoogLeNet "inception 4a", ResNet "conv3_x block 2",
+    DenseNet "dense block 2" and "transition 1", ViT "block 3", CoAtNet "S2"). Inside
+    such a module, or in any other model, layers of a sequence are numbered in Caffe's
+    style (conv1, relu1, pool1, fc2) and other modules keep their attribute name,
+    prefixed by their parent's name ("conv2_x block 1 conv1").
     """
     own = getattr(model, "layer_names", None)  # each architecture of book.models names its own layers
     explicit = own() if callable(own) else {}
@@ -153,8 +161,9 @@ def paper_name(model: nn.Module, path: str) -> str:
 def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) -> Table:
     """One row per module ``depth`` levels down: name, output shape, parameters, multiply-adds.
 
-    Rows carry the paper's layer names (``layer_names``); ``table.row`` also accepts the module path.
-    The last row is the total. Multiply-adds of a module include everything inside it.
+    Rows carry the paper's layer names (``layer_names``); ``table.row`` also accepts the
+    module path. The last row is the total. Multiply-adds of a module include everything
+    inside it.
     """
     counter, shapes = _measure(model, input_shape)
     flops = counter.get_flop_counts()
@@ -164,7 +173,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) 
         if not name or name.count(".") != depth - 1:
             continue
         table.aliases[name] = len(table.rows)
-        # FlopCounterMode names a module by its path below the root, prefixed with the root's class name.
+        # FlopCounterMode names a module by its path below the root, prefixed with the
+        # root's class name.
         macs = sum(flops.get(f"{type(model).__name__}.{name}", {}).values()) // 2
         params = sum(p.numel() for p in module.parameters())
         table.rows.append([display[name], "×".join(map(str, shapes.get(name, ())[1:])), params, macs])
@@ -175,8 +185,8 @@ def layer_table(model: nn.Module, input_shape: tuple[int, ...], depth: int = 1) 
 
 
 def paper_comparison(family: str) -> Table:
-    """Our measured numbers beside the paper's table for an architecture family ("resnet", "vgg", …): the
-    ``paper_table`` of its ``Spec``."""
+    """Our measured numbers beside the paper's table for an architecture family
+    ("resnet", "vgg", …): the ``paper_table`` of its ``Spec``."""
     from . import models
 
     tables = {spec.family: spec.paper_table for spec in models.specs() if spec.paper_table is not None}

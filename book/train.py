@@ -1,4 +1,5 @@
-"""One `fit` for every chapter: device, mixed precision, schedules, checkpoints, progress and live plots."""
+"""One `fit` for every chapter: device, mixed precision, schedules, checkpoints,
+progress and live plots."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from .runtime import default_bf16, default_device, stored_run
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's and torch's generators, so that a model built next starts from the same weights."""
+    """Seed Python's and torch's generators, so that a model built next starts from the
+    same weights."""
     random.seed(seed)
     torch.manual_seed(seed)
 
@@ -103,7 +105,8 @@ def _loss_and_logits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, label_s
 def evaluate(model: nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` over ``loader``, in eval mode.
 
-    Under torchrun every process must call it (it sums the processes' shares): never on rank 0 alone."""
+    Under torchrun every process must call it (it sums the processes' shares): never on
+    rank 0 alone."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -166,8 +169,9 @@ def _in_notebook() -> bool:
 
 
 class _LivePlot:
-    """A loss/accuracy figure redrawn in place after every epoch (notebooks only). With ``static=True``
-    (stored runs) nothing is shown until :meth:`close`, which shows the finished figure once."""
+    """A loss/accuracy figure redrawn in place after every epoch (notebooks only). With
+    ``static=True`` (stored runs) nothing is shown until :meth:`close`, which shows the
+    finished figure once."""
 
     def __init__(self, static: bool = False):
         import matplotlib.pyplot as plt
@@ -205,10 +209,12 @@ def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y:
                bf16: bool = False, label_smoothing: float = 0.0, aux_weight: float = 0.3,
                clip_grad_norm: float | None = None, schedule=None,
                world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on the cross-entropy of a batch; returns (loss, logits), both from before the step.
+    """One optimiser step on the cross-entropy of a batch; returns (loss, logits), both
+    from before the step.
 
-    The one step of ``fit``, of the studies (``book.studies``) and of ``steps_to_reach``, so that a claim
-    measured step by step trains exactly as the chapter's network does."""
+    The one step of ``fit``, of the studies (``book.studies``) and of
+    ``steps_to_reach``, so that a claim measured step by step trains exactly as the
+    chapter's network does."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         loss, logits = _loss_and_logits(model, x, y, label_smoothing, aux_weight)
     opt.zero_grad(set_to_none=True)
@@ -243,7 +249,8 @@ class _Training:
 def _setup(model: nn.Module, train_loader, *, epochs: int, optimizer: str, lr: float, momentum: float,
            weight_decay: float, schedule: str | None, seed: int, device, bf16: bool | None,
            channels_last: bool | None, compile: bool) -> _Training:
-    """Device, precision, memory format, DDP, optimiser and schedule: everything before the first step."""
+    """Device, precision, memory format, DDP, optimiser and schedule: everything before
+    the first step."""
     device = torch.device(device or getattr(train_loader, "device", None) or default_device())
     bf16 = default_bf16(device) if bf16 is None else bf16
     channels_last = True if channels_last is None else channels_last  # faster convolutions on CUDA and oneDNN alike
@@ -270,8 +277,10 @@ def _setup(model: nn.Module, train_loader, *, epochs: int, optimizer: str, lr: f
 
 
 def _resume(training: _Training, checkpoint: Path, train_loader) -> tuple[History, int]:
-    """Restore model, optimiser, schedule, data order and random state; returns the history and next epoch."""
-    # On the CPU: RNG and generator states must be CPU byte tensors; the states below move themselves.
+    """Restore model, optimiser, schedule, data order and random state; returns the
+    history and next epoch."""
+    # On the CPU: RNG and generator states must be CPU byte tensors; the states below
+    # move themselves.
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     training.model.load_state_dict(state["model"])
     training.opt.load_state_dict(state["optimizer"])
@@ -298,7 +307,8 @@ def _resume(training: _Training, checkpoint: Path, train_loader) -> tuple[Histor
 def _train_epoch(training: _Training, train_loader, epoch: int, epochs: int, bar, *, label_smoothing: float,
                  aux_weight: float, clip_grad_norm: float | None, checkpoint: Path | None,
                  history: History) -> tuple[float, float, int]:
-    """One pass over ``train_loader``; returns the mean training loss, accuracy and images over every process."""
+    """One pass over ``train_loader``; returns the mean training loss, accuracy and
+    images over every process."""
     training.model.train()
     device, world = training.device, training.world
     loss_sum = torch.zeros((), device=device)
@@ -326,7 +336,8 @@ def _train_epoch(training: _Training, train_loader, epoch: int, epochs: int, bar
 
 
 def _save(training: _Training, checkpoint: Path, train_loader, epoch: int, history: History) -> None:
-    """Every process's data order and random state, and (rank 0) the model, optimiser and schedule."""
+    """Every process's data order and random state, and (rank 0) the model, optimiser
+    and schedule."""
     device = training.device
     loaders = distributed.gather(train_loader.state_dict() if hasattr(train_loader, "state_dict") else None)
     rngs = distributed.gather(torch.get_rng_state())
@@ -348,16 +359,20 @@ def fit(model: nn.Module, train_loader, val_loader=None, *, epochs: int, optimiz
         callbacks: Iterable[Callable[[EpochRecord], None]] = (), meta: dict | None = None) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader`` and return its :class:`History`.
 
-    - The device is the loader's (or :func:`default_device`); bf16 autocast is on by default where it is
-      the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16 instructions; ``BOOK_BF16`` overrides);
-      channels_last memory format is on by default (measured faster for convolutions on this 2-core CPU too).
-      A chapter passes its ``Runtime``'s device, bf16 and ``stored`` (``experiment.run`` does).
-    - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and ends with the
-      same weights as an uninterrupted run (model, optimizer, schedule, shuffling and RNG are all restored).
-    - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the cause.
-    - Under torchrun (``book.distributed``) the model trains with DDP, the loader's batch is the global
-      batch, and only rank 0 shows progress and writes the checkpoint. On GPUs BatchNorm becomes
-      SyncBatchNorm; on the CPU (gloo) each process normalises its own share of the batch.
+    - The device is the loader's (or :func:`default_device`); bf16 autocast is on by
+      default where it is the fast path (:func:`native_bf16`: CUDA, or a CPU with bf16
+      instructions; ``BOOK_BF16`` overrides); channels_last memory format is on by
+      default (measured faster for convolutions on this 2-core CPU too). A chapter
+      passes its ``Runtime``'s device, bf16 and ``stored`` (``experiment.run`` does).
+    - ``checkpoint`` is written after every epoch; ``resume=True`` continues from it and
+      ends with the same weights as an uninterrupted run (model, optimizer, schedule,
+      shuffling and RNG are all restored).
+    - A NaN or infinite loss raises :class:`NonFiniteLossError` with a hint at the
+      cause.
+    - Under torchrun (``book.distributed``) the model trains with DDP, the loader's
+      batch is the global batch, and only rank 0 shows progress and writes the
+      checkpoint. On GPUs BatchNorm becomes SyncBatchNorm; on the CPU (gloo) each
+      process normalises its own share of the batch.
     """
     stored = stored_run() if stored is None else stored
     if stored:  # no widget bars in stored outputs: the per-epoch lines below are the progress
@@ -429,8 +444,9 @@ def steps_to_reach(model: nn.Module, loader, train_error: float, *, max_steps: i
                    momentum: float = 0.9, window: int = 20, seed: int = 0) -> int | None:
     """Training steps until the error over the last ``window`` batches drops to ``train_error``.
 
-    This is the measure of Krizhevsky et al. 2012, Figure 1 (steps to 25% training error); None if
-    ``max_steps`` pass first. Plain SGD with momentum at a constant rate, so that only the model differs.
+    This is the measure of Krizhevsky et al. 2012, Figure 1 (steps to 25% training
+    error); None if ``max_steps`` pass first. Plain SGD with momentum at a constant
+    rate, so that only the model differs.
     """
     torch.manual_seed(seed)
     device = getattr(loader, "device", None) or default_device()

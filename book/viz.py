@@ -1,10 +1,11 @@
 """Plots for the chapters: training curves, sample grids, filters, feature maps, confusion matrices,
 class activation maps, the ILSVRC timeline, and a feature explorer.
 
-Every figure is sized for the book's text column (688 CSS pixels, :data:`COLUMN_PX`) so that its
-smallest label is at least 9 pt there (:func:`smallest_label_pt` measures it; tests/test_viz.py checks it).
-Under a stored run (``BOOK_STORED_RUN=1``, set by ``python -m book.notebooks``) the feature explorer is a
-self-contained HTML page fragment instead of ipywidgets, because the rendered book has no kernel.
+Every figure is sized for the book's text column (688 CSS pixels, :data:`COLUMN_PX`) so
+that its smallest label is at least 9 pt there (:func:`smallest_label_pt` measures it;
+tests/test_viz.py checks it). Under a stored run (``BOOK_STORED_RUN=1``, set by ``python
+-m book.notebooks``) the feature explorer is a self-contained HTML page fragment instead
+of ipywidgets, because the rendered book has no kernel.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ if stored_run():  # one explicit resolution for the stored outputs, whatever the
     matplotlib.rcParams["savefig.dpi"] = "figure"
 
 
-# --------------------------------------------------------------------------------------------- legibility
+# ---------------------------------------------------------------------------------------------
+# legibility
 
 def _drawn_texts(fig) -> tuple[list[tuple[object, float, object]], object]:
-    """Every piece of text the figure really draws, as (Text artist, size in points, window extent), and the renderer.
+    """Every piece of text the figure really draws, as (Text artist, size in points,
+    window extent), and the renderer.
 
-    Recorded by drawing the figure once, so hidden tick labels, empty strings and switched-off axes do not count."""
+    Recorded by drawing the figure once, so hidden tick labels, empty strings and
+    switched-off axes do not count."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
@@ -79,15 +83,17 @@ def _display_dpi(fig) -> float:
 
 
 def displayed_width_px(fig) -> float:
-    """The width of the PNG the inline backend makes of ``fig`` (``bbox_inches="tight"``), in pixels."""
+    """The width of the PNG the inline backend makes of ``fig``
+    (``bbox_inches="tight"``), in pixels."""
     _, renderer = _drawn_texts(fig)
     return fig.get_tightbbox(renderer).width * _display_dpi(fig)
 
 
 def smallest_label_pt(fig, column_px: int = COLUMN_PX) -> float:
-    """The smallest text of ``fig`` as it appears in a column ``column_px`` wide: its size in points times
-    ``min(1, column_px / width)``, where width is the figure's displayed width in pixels (tight bounding box at
-    the saving dpi; the page shrinks a wider picture to the column and never enlarges a narrower one)."""
+    """The smallest text of ``fig`` as it appears in a column ``column_px`` wide: its
+    size in points times ``min(1, column_px / width)``, where width is the figure's
+    displayed width in pixels (tight bounding box at the saving dpi; the page shrinks a
+    wider picture to the column and never enlarges a narrower one)."""
     texts, renderer = _drawn_texts(fig)
     if not texts:
         return math.inf
@@ -109,7 +115,8 @@ def overlapping_texts(fig, pad_px: float = 1.0) -> list[tuple[str, str]]:
 
 
 def texts_over_images(fig, pad_px: float = 1.0) -> list[str]:
-    """Drawn texts lying over a picture (an image in some axes): titles hidden under the next row's images."""
+    """Drawn texts lying over a picture (an image in some axes): titles hidden under the
+    next row's images."""
     texts, renderer = _drawn_texts(fig)
     pictures = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
     hidden = []
@@ -125,7 +132,8 @@ def texts_over_images(fig, pad_px: float = 1.0) -> list[str]:
 
 
 def show(fig, format: str = "png", quality: int = 80) -> None:
-    """Display ``fig`` as PNG or JPEG (photographs: several times smaller) and close it, like ``plt.show()``."""
+    """Display ``fig`` as PNG or JPEG (photographs: several times smaller) and close it,
+    like ``plt.show()``."""
     from IPython.display import Image, display
 
     buffer = io.BytesIO()
@@ -135,19 +143,23 @@ def show(fig, format: str = "png", quality: int = 80) -> None:
     display(Image(data=buffer.getvalue(), format="jpeg" if format == "jpg" else format))
 
 
-# ------------------------------------------------------------------------------------------------ figures
+# ------------------------------------------------------------------------------------------------
+# figures
 
 def held_out_name(history) -> str:
-    """What a history's held-out figures are called: the split they come from, ``history.meta["held_out"]``,
-    else "test" (the chapters evaluate on Fashion-MNIST's "test" split, ``data.fashion_mnist("test")``).
-    The training log (``train.fit``) and :func:`plot_history` both use it, so that they agree."""
+    """What a history's held-out figures are called: the split they come from,
+    ``history.meta["held_out"]``, else "test" (the chapters evaluate on Fashion-MNIST's
+    "test" split, ``data.fashion_mnist("test")``). The training log (``train.fit``) and
+    :func:`plot_history` both use it, so that they agree."""
     return str((getattr(history, "meta", None) or {}).get("held_out", "test"))
 
 
 def plot_history(history, fig=None):
-    """Loss (left) and accuracy (right) per epoch, train and held-out (:func:`held_out_name`: "test").
+    """Loss (left) and accuracy (right) per epoch, train and held-out
+    (:func:`held_out_name`: "test").
 
-    A history of one epoch has no curve to draw: its final figures are shown as labelled bars instead."""
+    A history of one epoch has no curve to draw: its final figures are shown as labelled
+    bars instead."""
     fig = fig or plt.figure(figsize=(_WIDTH_IN, 2.6))
     fig.clear()
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -192,13 +204,15 @@ def plot_history(history, fig=None):
 
 
 def plot_pareto_front(ax, points, *, label: str = "Pareto front", color: str = "black", zorder: float = 4):
-    """Mark the Pareto front of ``points`` on ``ax`` and return its artist (None when there are no points).
+    """Mark the Pareto front of ``points`` on ``ax`` and return its artist (None when
+    there are no points).
 
-    ``points``: (cost, accuracy) pairs, or {name: (cost, accuracy)}; the front is ``compare.pareto_front``'s
-    (lower cost and higher accuracy are better). Each point of the front gets a hollow diamond with a dark
-    edge around the dot already there, and a dashed staircase joins them (the best accuracy reached at each
-    cost). A front of one point has no line to draw: its diamond is drawn larger, and the legend entry says
-    how many points the front has, e.g. "Pareto front (1 point)"."""
+    ``points``: (cost, accuracy) pairs, or {name: (cost, accuracy)}; the front is
+    ``compare.pareto_front``'s (lower cost and higher accuracy are better). Each point
+    of the front gets a hollow diamond with a dark edge around the dot already there,
+    and a dashed staircase joins them (the best accuracy reached at each cost). A front
+    of one point has no line to draw: its diamond is drawn larger, and the legend entry
+    says how many points the front has, e.g. "Pareto front (1 point)"."""
     from .compare import pareto_front
 
     values = list(points.values()) if isinstance(points, dict) else list(points)
@@ -215,7 +229,8 @@ def plot_pareto_front(ax, points, *, label: str = "Pareto front", color: str = "
 
 
 def _picture(image: torch.Tensor) -> tuple[np.ndarray, bool]:
-    """An image (3, H, W), (1, H, W) or (H, W) as a numpy array: RGB scaled to [0, 1], or gray as it is."""
+    """An image (3, H, W), (1, H, W) or (H, W) as a numpy array: RGB scaled to [0, 1],
+    or gray as it is."""
     image = image.detach().float().cpu()
     if image.dim() == 3 and image.shape[0] == 3:
         image = image.permute(1, 2, 0)
@@ -233,7 +248,8 @@ def _show(ax, image: torch.Tensor, cmap="gray") -> None:
 def sample_grid(data, per_class: int = 6, title: str = "", cell: float = 0.62):
     """``per_class`` images of every class of an ImageSet, one row per class, labelled.
 
-    ``cell`` is the side of one picture in inches; the figure never gets wider than the book's column."""
+    ``cell`` is the side of one picture in inches; the figure never gets wider than the
+    book's column."""
     classes = data.classes
     label_in = 0.25 + 0.075 * max(len(name) for name in classes)  # about 5.4 pt a character at 9 pt
     cell = min(cell, (_WIDTH_IN - label_in) / per_class)
@@ -295,7 +311,8 @@ def activations(model: nn.Module, image: torch.Tensor, layers: list[str]) -> dic
 
 
 def _display_names(model: nn.Module, layers: list[str]) -> dict[str, str]:
-    """The paper's names of ``layers`` ("conv3", "inception 4a"), for labels; the path where none is known."""
+    """The paper's names of ``layers`` ("conv3", "inception 4a"), for labels; the path
+    where none is known."""
     from .summary import layer_names
 
     names = layer_names(model)
@@ -356,10 +373,12 @@ def _wrap(text: str, width: int = 11) -> str:
 
 
 def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: list[str], labels, count: int = 8):
-    """Class activation maps (Zhou et al. 2016) of a GAP network: ``model.class_maps(images)`` is (N, classes, h, w).
+    """Class activation maps (Zhou et al. 2016) of a GAP network:
+    ``model.class_maps(images)`` is (N, classes, h, w).
 
-    Top row: the first ``count`` images, titled with their true class. Bottom row: each image under the map
-    of the class the network predicts (the map with the largest mean), titled with that class (red: wrong)."""
+    Top row: the first ``count`` images, titled with their true class. Bottom row: each
+    image under the map of the class the network predicts (the map with the largest
+    mean), titled with that class (red: wrong)."""
     images = images[:count]
     labels = [int(v) for v in (labels.tolist() if torch.is_tensor(labels) else labels)][:len(images)]
     device = next(model.parameters()).device
@@ -396,8 +415,9 @@ def class_activation_maps(model: nn.Module, images: torch.Tensor, classes: list[
 
 
 def attention_overlay(images: torch.Tensor, rows: dict[str, torch.Tensor], labels: list[str]):
-    """Each image (top row), then one row per entry of ``rows``: a (N, h, w) map per image, stretched over
-    the image (an attention rollout, a feature map's mean, ...). Each map is scaled to its own range."""
+    """Each image (top row), then one row per entry of ``rows``: a (N, h, w) map per
+    image, stretched over the image (an attention rollout, a feature map's mean, ...).
+    Each map is scaled to its own range."""
     n = len(images)
     label_in = 0.3 + 0.075 * max(len(name) for name in rows)
     cell = min(0.8, (_WIDTH_IN - label_in) / n)
@@ -422,8 +442,9 @@ def attention_overlay(images: torch.Tensor, rows: dict[str, torch.Tensor], label
 
 
 def relative_bias(table: torch.Tensor, size: int, title: str = ""):
-    """A relative-attention bias table (heads, (2·size−1)²) as one image per head: the pixel at (dy, dx)
-    is the bias added to the logit of a query attending to the key dy rows and dx columns away (CoAtNet Eq. 3)."""
+    """A relative-attention bias table (heads, (2·size−1)²) as one image per head: the
+    pixel at (dy, dx) is the bias added to the logit of a query attending to the key dy
+    rows and dx columns away (CoAtNet Eq. 3)."""
     table = table.detach().float().cpu().reshape(len(table), 2 * size - 1, 2 * size - 1)
     heads = len(table)
     cols = min(heads, 6)
@@ -446,8 +467,9 @@ def relative_bias(table: torch.Tensor, size: int, title: str = ""):
 
 
 def _place_labels(ax, points, labels, obstacles=(), fontsize=9):
-    """Annotate each point with its label at the first nearby offset whose box overlaps no earlier label,
-    no marker, no line and nothing in ``obstacles`` (the legend, say): labels never collide."""
+    """Annotate each point with its label at the first nearby offset whose box overlaps
+    no earlier label, no marker, no line and nothing in ``obstacles`` (the legend, say):
+    labels never collide."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     to_px = ax.transData.transform
@@ -487,8 +509,9 @@ def _place_labels(ax, points, labels, obstacles=(), fontsize=9):
 
 
 def ilsvrc_timeline():
-    """The winning ILSVRC top-5 error by year (``papers.ILSVRC_TOP5``), with AlexNet without pre-training
-    and VGG (second in 2014) beside them; every point labelled with its team and error, no label on another."""
+    """The winning ILSVRC top-5 error by year (``papers.ILSVRC_TOP5``), with AlexNet
+    without pre-training and VGG (second in 2014) beside them; every point labelled with
+    its team and error, no label on another."""
     from . import papers
 
     years = [row[0] for row in papers.ILSVRC_TOP5]
@@ -518,7 +541,8 @@ def ilsvrc_timeline():
     return fig
 
 
-# --------------------------------------------------------------------------------------- feature explorer
+# ---------------------------------------------------------------------------------------
+# feature explorer
 
 def _unit_grid(values: torch.Tensor) -> torch.Tensor:
     """A fully connected layer's units (N,) as a square grid, NaN where the square has no unit."""
@@ -532,11 +556,12 @@ def feature_explorer(model: nn.Module, images: torch.Tensor, layers: list[str], 
                      static: bool | None = None, max_images: int = 8, max_channels: int = 16, max_kb: float = 150):
     """Choose an image, a layer and a channel; see the map beside the image.
 
-    In a live kernel: ipywidgets, each map computed when asked for. Under a stored run (``BOOK_STORED_RUN=1``,
-    no kernel behind the page), or with ``static=True``: a self-contained HTML explorer of the first
-    ``max_images`` images × every layer × its first ``max_channels`` channels, precomputed as PNG sprite sheets
-    and switched by a few lines of inline JavaScript; at most ``max_kb`` KB (maps are shown coarser if needed).
-    A fully connected (1-D) layer shows all its units as one grid."""
+    In a live kernel: ipywidgets, each map computed when asked for. Under a stored run
+    (``BOOK_STORED_RUN=1``, no kernel behind the page), or with ``static=True``: a
+    self-contained HTML explorer of the first ``max_images`` images × every layer × its
+    first ``max_channels`` channels, precomputed as PNG sprite sheets and switched by a
+    few lines of inline JavaScript; at most ``max_kb`` KB (maps are shown coarser if
+    needed). A fully connected (1-D) layer shows all its units as one grid."""
     if static is None:
         static = stored_run()
         if not static:
@@ -595,7 +620,8 @@ def _widget_explorer(model, images, layers, labels):
 
 @dataclass
 class StaticExplorer:
-    """The static explorer's HTML and what it holds (``repr`` stays short: the HTML is displayed, not printed)."""
+    """The static explorer's HTML and what it holds (``repr`` stays short: the HTML is
+    displayed, not printed)."""
     html: str
     images: int
     layers: int
@@ -648,7 +674,8 @@ def _input_uri(image: torch.Tensor) -> str:
 
 
 def _levels(values: torch.Tensor, levels: int) -> np.ndarray:
-    """Values scaled to 0 … levels-1 by their own minimum and maximum (NaN stays NaN → the pad index)."""
+    """Values scaled to 0 … levels-1 by their own minimum and maximum (NaN stays NaN →
+    the pad index)."""
     finite = values[torch.isfinite(values)]
     lo, hi = (finite.min().item(), finite.max().item()) if finite.numel() else (0.0, 0.0)
     scaled = ((values - lo) / (hi - lo) * (levels - 1)).round() if hi > lo else torch.zeros_like(values)
@@ -760,12 +787,14 @@ def _ranges(channels: list[int]) -> str:
 
 
 def repeated_channels(captured: list[dict[str, torch.Tensor]], layers: list[str]) -> dict[str, dict[int, str]]:
-    """For each layer, the channels that are an exact copy of a channel of an earlier layer in ``layers``, for
-    every image, mapped to that earlier layer: {layer: {channel: earlier layer}}.
+    """For each layer, the channels that are an exact copy of a channel of an earlier
+    layer in ``layers``, for every image, mapped to that earlier layer: {layer:
+    {channel: earlier layer}}.
 
-    A concatenation passes its input on unchanged (a dense block's output holds its input's channels in
-    front), so the first channels of such a layer show the very maps of the layer before it. A constant
-    map (a dead unit) is never counted as a copy: all dead units look alike."""
+    A concatenation passes its input on unchanged (a dense block's output holds its
+    input's channels in front), so the first channels of such a layer show the very maps
+    of the layer before it. A constant map (a dead unit) is never counted as a copy: all
+    dead units look alike."""
     seen: dict[tuple, str] = {}  # (shape, bytes of one channel over every image) → the first layer that had it
     repeated: dict[str, dict[int, str]] = {}
     for name in layers:
@@ -789,9 +818,10 @@ def static_explorer(model: nn.Module, images: torch.Tensor, layers: list[str], l
                     max_images: int = 8, max_channels: int = 16, max_kb: float = 150) -> StaticExplorer:
     """The self-contained HTML explorer of :func:`feature_explorer` (no kernel, no outside scripts).
 
-    Its size is kept under ``max_kb``: first with fewer grey levels, then by averaging large maps down.
-    A layer's channels that only repeat an earlier layer's maps (:func:`repeated_channels`: a dense block's
-    input, passed on by its concatenation) are left out, so that its first ``max_channels`` are its own."""
+    Its size is kept under ``max_kb``: first with fewer grey levels, then by averaging
+    large maps down. A layer's channels that only repeat an earlier layer's maps
+    (:func:`repeated_channels`: a dense block's input, passed on by its concatenation)
+    are left out, so that its first ``max_channels`` are its own."""
     images = images[:max_images]
     labels = list(labels[:len(images)]) if labels else [f"image {i}" for i in range(len(images))]
     captured = [activations(model, image, layers) for image in images]

@@ -1,4 +1,5 @@
-"""LeNet-5 (LeCun et al., 1998) as in D2L §7.6, and with batch normalization (Ioffe & Szegedy, 2015 §4.1)."""
+"""LeNet-5 (LeCun et al., 1998) as in D2L §7.6, and with batch normalization (Ioffe &
+Szegedy, 2015 §4.1)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ from .batchnorm import BatchNorm
 from .spec import Compared, Spec, register
 
 
-def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False, scratch_bn: bool = True,
-          activation: str = "sigmoid", bn_position: str = "before") -> nn.Sequential:
-    """Two 5×5 conv + average-pool stages, then 120-84-``num_classes`` fully connected layers (28×28 input).
+def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False,
+          scratch_bn: bool = True, activation: str = "sigmoid",
+          bn_position: str = "before") -> nn.Sequential:
+    """Two 5×5 conv + average-pool stages, then 120-84-``num_classes`` fully connected
+    layers (28×28 input).
 
-    With ``batch_norm``, a BN follows every convolution and hidden linear layer, before the nonlinearity
-    as the paper places it (§3.2), or after it with ``bn_position="after"``; ``scratch_bn`` picks our
-    from-scratch :class:`BatchNorm` over ``nn.BatchNorm2d``.
+    With ``batch_norm``, a BN follows every convolution and hidden linear layer, before
+    the nonlinearity as the paper places it (§3.2), or after it with
+    ``bn_position="after"``; ``scratch_bn`` picks our from-scratch :class:`BatchNorm`
+    over ``nn.BatchNorm2d``.
     """
     if bn_position not in ("before", "after"):
-        raise ValueError(f"bn_position must be 'before' or 'after' the nonlinearity, not {bn_position!r}")
+        raise ValueError("bn_position must be 'before' or 'after' the nonlinearity, "
+                         f"not {bn_position!r}")
     act = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU}[activation]
 
     def norm(channels: int, dims: int) -> nn.Module:
@@ -46,9 +51,10 @@ def lenet_bn(num_classes: int = 10, in_channels: int = 1, scratch_bn: bool = Tru
     return lenet(num_classes, in_channels, batch_norm=True, scratch_bn=scratch_bn)
 
 
-# LeNet has no ImageNet configuration: build defaults to one channel and ten classes. The two forms are two
-# families because they train with different learning rates. Chapter 5 trains LeNet-BN; the BN paper's own
-# ImageNet network (BN-Inception) has no model in the book.
+# LeNet has no ImageNet configuration: build defaults to one channel and ten classes.
+# The two forms are two families because they train with different learning rates.
+# Chapter 5 trains LeNet-BN; the BN paper's own ImageNet network (BN-Inception) has no
+# model in the book.
 SPEC = register(Spec(
     family="lenet", chapter="05_batchnorm", imagenet=False,
     builders={"lenet": lenet}, small={"lenet": (28, {})},
@@ -60,5 +66,6 @@ SPEC_BN = register(Spec(
     builders={"lenet_bn": lenet_bn}, small={"lenet_bn": (28, {})},
     cpu=dict(epochs=8, batch_size=128, lr=0.1),
     gpu=dict(resolution=28, epochs=10, batch_size=256, lr=0.1),
-    compared=(Compared("BN-Inception", None, "bn_inception", note="no model (ch. 5 trains LeNet-BN)"),),
+    compared=(Compared("BN-Inception", None, "bn_inception",
+                       note="no model (ch. 5 trains LeNet-BN)"),),
 ))

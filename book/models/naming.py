@@ -1,7 +1,9 @@
-"""Caffe-style layer names (conv1, relu1, pool1, fc6), the helpers of each model's ``layer_names`` method.
+"""Caffe-style layer names (conv1, relu1, pool1, fc6), the helpers of each model's
+``layer_names`` method.
 
-Names are derived from the module structure (counting convolutions, pools and blocks in order), never from
-a list of indices, so they follow the code when a configuration changes.
+Names are derived from the module structure (counting convolutions, pools and blocks in
+order), never from a list of indices, so they follow the code when a configuration
+changes.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 from torch import nn
 
 _WEIGHTED = (nn.Conv2d, nn.Linear)
-_KINDS = ((nn.ReLU, "relu"), (nn.GELU, "gelu"), (nn.Tanh, "tanh"), (nn.LocalResponseNorm, "norm"),
-          (nn.BatchNorm2d, "bn"), (nn.LayerNorm, "ln"), (nn.Dropout, "drop"), (nn.Identity, "identity"),
-          ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), "avgpool"), ((nn.MaxPool2d, nn.AvgPool2d), "pool"),
-          (nn.Flatten, "flatten"))
+_KINDS = ((nn.ReLU, "relu"), (nn.GELU, "gelu"), (nn.Tanh, "tanh"),
+          (nn.LocalResponseNorm, "norm"), (nn.BatchNorm2d, "bn"), (nn.LayerNorm, "ln"),
+          (nn.Dropout, "drop"), (nn.Identity, "identity"),
+          ((nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d), "avgpool"),
+          ((nn.MaxPool2d, nn.AvgPool2d), "pool"), (nn.Flatten, "flatten"))
 
 
 def kind(module: nn.Module) -> str:
@@ -24,16 +27,18 @@ def kind(module: nn.Module) -> str:
 
 
 def weighted(module: nn.Module) -> nn.Module | None:
-    """The one convolution or linear layer that ``module`` is (or wraps, as conv+BN+ReLU does), else None."""
+    """The one convolution or linear layer that ``module`` is (or wraps, as conv+BN+ReLU
+    does), else None."""
     found = [m for m in module.modules() if isinstance(m, _WEIGHTED)]
     return found[0] if len(found) == 1 else None
 
 
 def caffe(children: list[tuple[str, nn.Module]], start: int = 0) -> dict[str, str]:
-    """AlexNet's Caffe names for a sequence: conv1, relu1, norm1, pool1, conv2, …, fc6, relu6, drop6, fc7.
+    """AlexNet's Caffe names for a sequence: conv1, relu1, norm1, pool1, conv2, …, fc6,
+    relu6, drop6, fc7.
 
-    Convolutions and linear layers share one counter; a layer without weights takes the number of the
-    weighted layer before it. Other blocks are "block 1", "block 2", ….
+    Convolutions and linear layers share one counter; a layer without weights takes the
+    number of the weighted layer before it. Other blocks are "block 1", "block 2", ….
     """
     names, n, blocks = {}, start, 0
     for key, module in children:
@@ -42,7 +47,8 @@ def caffe(children: list[tuple[str, nn.Module]], start: int = 0) -> dict[str, st
             n += 1
             name = f"{'fc' if isinstance(layer, nn.Linear) else 'conv'}{n}"
         elif next(module.children(), None) is None:
-            name = kind(module) + (str(n) if n and kind(module) not in ("flatten", "avgpool") else "")
+            name = kind(module) + (
+                str(n) if n and kind(module) not in ("flatten", "avgpool") else "")
         else:
             blocks += 1
             name = f"block {blocks}"

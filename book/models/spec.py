@@ -1,9 +1,11 @@
-"""One ``Spec`` per architecture, registered in its model file: everything the rest of the book knows about it.
+"""One ``Spec`` per architecture, registered in its model file: everything the rest of
+the book knows about it.
 
-``build`` and ``build_small`` (``book.models``), the recipes (``book.profiles``), the layer names and paper
-tables (``book.summary``), the diagram (``book.diagram``) and the closing comparison (``book.compare``) all
-read the registry and keep no table of their own. Adding an architecture is one file: its modules, its
-builders and one ``register(Spec(...))``, as timm registers a model beside its code.
+``build`` and ``build_small`` (``book.models``), the recipes (``book.profiles``), the
+layer names and paper tables (``book.summary``), the diagram (``book.diagram``) and the
+closing comparison (``book.compare``) all read the registry and keep no table of their
+own. Adding an architecture is one file: its modules, its builders and one
+``register(Spec(...))``, as timm registers a model beside its code.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from torch import nn
 
 @dataclass(frozen=True)
 class Compared:
-    """One row of the closing comparison (chapter 9): an architecture a paper reports on ImageNet."""
+    """One row of the closing comparison (chapter 9): an architecture a paper reports on
+    ImageNet."""
 
     label: str              # "ResNet-18"
     model: str | None       # the name ``build`` takes; None: the book has no model of it
@@ -27,16 +30,20 @@ class Compared:
 
 @dataclass(frozen=True)
 class Spec:
-    """An architecture family: its builders, its small configuration, its recipes and how it is shown.
+    """An architecture family: its builders, its small configuration, its recipes and
+    how it is shown.
 
-    - ``builders``: {name: builder(num_classes=, in_channels=, **options)}, the paper's configurations.
-    - ``small``: {name: (input side in px, options)}, the Fashion-MNIST configuration of each name.
-    - ``cpu`` and ``gpu``: the Fashion-MNIST recipe (``profiles.Recipe`` fields) of every name of the family,
-      for the small configuration (cpu and smoke profiles) and the paper's (gpu profile).
-    - ``model_class``: the class the builders return (its ``layer_names`` method gives the paper's names);
-      None when the builders return a plain ``nn.Sequential``.
-    - ``imagenet``: False when the paper has no ImageNet configuration (LeNet): ``build`` then defaults
-      to one channel and ten classes.
+    - ``builders``: {name: builder(num_classes=, in_channels=, **options)}, the paper's
+      configurations.
+    - ``small``: {name: (input side in px, options)}, the Fashion-MNIST configuration of
+      each name.
+    - ``cpu`` and ``gpu``: the Fashion-MNIST recipe (``profiles.Recipe`` fields) of
+      every name of the family, for the small configuration (cpu and smoke profiles) and
+      the paper's (gpu profile).
+    - ``model_class``: the class the builders return (its ``layer_names`` method gives
+      the paper's names); None when the builders return a plain ``nn.Sequential``.
+    - ``imagenet``: False when the paper has no ImageNet configuration (LeNet):
+      ``build`` then defaults to one channel and ten classes.
     """
 
     family: str
@@ -46,11 +53,14 @@ class Spec:
     cpu: dict
     gpu: dict
     model_class: type[nn.Module] | None = None
-    diagram_depth: int = 1                         # torchview depth whose boxes are the paper's units
-    # (module path, torchview depth inside it) of the one unit ``diagram.block_diagram`` draws in full: where
-    # the architecture's idea is (ResNet's shortcuts, DenseNet's concatenations), below the boxes of diagram_depth
+    # torchview depth whose boxes are the paper's units
+    diagram_depth: int = 1
+    # (module path, torchview depth inside it) of the one unit ``diagram.block_diagram``
+    # draws in full: where the architecture's idea is (ResNet's shortcuts, DenseNet's
+    # concatenations), below the boxes of diagram_depth
     diagram_block: tuple[str, int] | None = None
-    diagram_tags: Callable[[nn.Module], dict[str, str]] | None = None  # {module path: word after its box's name}
+    # {module path: word after its box's name}
+    diagram_tags: Callable[[nn.Module], dict[str, str]] | None = None
     paper_table: Callable[[], object] | None = None  # our measured counts beside the paper's table
     compared: tuple[Compared, ...] = ()
     imagenet: bool = True
@@ -58,7 +68,8 @@ class Spec:
     def __post_init__(self):
         if set(self.small) != set(self.builders):
             missing = sorted(set(self.builders) ^ set(self.small))
-            raise ValueError(f"spec {self.family!r}: every builder needs a small configuration and the reverse "
+            raise ValueError(f"spec {self.family!r}: every builder needs a small "
+                             "configuration and the reverse "
                              f"(mismatched: {', '.join(missing)})")
 
 
@@ -71,7 +82,8 @@ def register(spec: Spec) -> Spec:
         raise ValueError(f"architecture family {spec.family!r} is already registered")
     taken = set(spec.builders) & {name for other in _REGISTRY.values() for name in other.builders}
     if taken:
-        raise ValueError(f"model names already registered by another family: {', '.join(sorted(taken))}")
+        raise ValueError("model names already registered by another family: "
+                         f"{', '.join(sorted(taken))}")
     _REGISTRY[spec.family] = spec
     return spec
 
@@ -83,7 +95,8 @@ def unregister(family: str) -> None:
 
 def specs() -> list[Spec]:
     """Every registered family, in the order of the chapters that teach them."""
-    return sorted(_REGISTRY.values(), key=lambda spec: spec.chapter)  # stable: registration order within a chapter
+    # stable: registration order within a chapter
+    return sorted(_REGISTRY.values(), key=lambda spec: spec.chapter)
 
 
 def spec_for(name: str) -> Spec:
@@ -96,7 +109,8 @@ def spec_for(name: str) -> Spec:
 
 def spec_of(model: nn.Module) -> Spec | None:
     """The family whose class ``model`` is an instance of, or None."""
-    return next((spec for spec in specs() if spec.model_class is not None and isinstance(model, spec.model_class)),
+    return next((spec for spec in specs()
+                 if spec.model_class is not None and isinstance(model, spec.model_class)),
                 None)
 
 
