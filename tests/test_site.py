@@ -8,6 +8,8 @@ Every page is opened at 1280 px (a laptop) and at 390 px (a phone), and checked 
 - no text in the navigation, the titles or the search results shows LaTeX (``\\(``, ``$``);
 - no blank gap taller than 60 px between (or inside) consecutive cells;
 - each control of each feature explorer changes the explorer's picture (pixels) and its label;
+- at 1280 px at most 1 code block in 10 (code cells and the library code a chapter shows) needs
+  horizontal scrolling, over the whole book (issue 24: code lines within about 88 characters);
 - the page weighs at most 1.5 MB beyond the shell that every page shares (theme, Sphinx's scripts, MathJax);
 - no console errors, no request leaving localhost, every image loaded, formulas rendered by MathJax,
   every link inside the book leads to a page that exists.
@@ -44,6 +46,7 @@ PHONE = 960  # below the theme's breakpoint: the sidebars live behind buttons. N
 # scrolls: there a scrollbar counts as visible only where the book's CSS draws one that always shows.
 HEIGHT = 900
 WEIGHT_LIMIT = 1_500_000  # bytes a page may add to the shell on first load (issue 13)
+SCROLLING_CODE_LIMIT = 0.1  # the share of code blocks that may scroll sideways at 1280 px (issue 24)
 GAP_LIMIT = 60            # px of blank space allowed between consecutive cells
 TIMEOUT = 120_000         # ms for a page to load (or MathJax to finish) before the test gives up
 LOCAL = ("127.0.0.1", "localhost", None)
@@ -185,6 +188,15 @@ GAPS = """(limit) => {
     }
   }
   return problems;
+}"""
+
+# Code blocks (a code cell's input, or library code shown with ``source.show``) and the ones whose
+# lines are wider than the column, so that a reader must scroll sideways to read them.
+CODE_BLOCKS = """() => {
+  const blocks = Array.from(document.querySelectorAll('div.highlight pre'))
+    .filter((pre) => !pre.closest('.cell_output'));
+  return [blocks.length, blocks.filter((pre) => pre.scrollWidth > pre.clientWidth + 1)
+    .map((pre) => pre.textContent.split('\\n').reduce((a, b) => (a.length >= b.length ? a : b)).slice(0, 90))];
 }"""
 
 EXPLORER_STATE = """(k) => {
@@ -434,6 +446,7 @@ def test_every_page_as_a_reader_sees_it(server, browser, width):
     for old in [*SCREENSHOTS.glob(f"*_{width}.png"), *SCREENSHOTS.glob(f"*_{width}_menu.png")]:
         old.unlink()  # a page that is gone must not leave its picture behind
     started, checked, problems, weights = time.perf_counter(), [], [], []
+    code_blocks, scrolling = 0, []
     for path in pages():
         relative = path.relative_to(SITE).as_posix()
         visit = Visit(browser, width)
@@ -447,6 +460,9 @@ def test_every_page_as_a_reader_sees_it(server, browser, width):
         found += page.evaluate(LATEX_IN_NAVIGATION)
         found += page.evaluate(CLIPPING)
         found += page.evaluate(GAPS, GAP_LIMIT)
+        blocks, wide = page.evaluate(CODE_BLOCKS)
+        code_blocks += blocks
+        scrolling += [f"{relative}: {line}" for line in wide]
         found += check_links_and_favicon(page)
         explorers = page.locator(".feature-explorer").count()
         page.screenshot(path=str(SCREENSHOTS / shot_name(relative, width)), full_page=True)
@@ -465,7 +481,11 @@ def test_every_page_as_a_reader_sees_it(server, browser, width):
                        f"{page.evaluate('document.images.length')} images, {explorers} explorers)")
         visit.close()
     elapsed = time.perf_counter() - started
-    report = "\n".join([f"width {width} px, {len(checked)} pages in {elapsed:.0f} s", *weights])
+    if width >= PHONE and len(scrolling) > SCROLLING_CODE_LIMIT * code_blocks:
+        problems.append(f"{len(scrolling)} of {code_blocks} code blocks scroll sideways at {width} px (at most "
+                        f"{SCROLLING_CODE_LIMIT:.0%}); their longest lines:\n    " + "\n    ".join(scrolling))
+    report = "\n".join([f"width {width} px, {len(checked)} pages in {elapsed:.0f} s, "
+                        f"{len(scrolling)} of {code_blocks} code blocks scroll sideways", *weights])
     (SCREENSHOTS / f"weights_{width}.txt").write_text(report + "\n")
     print("\n" + report + "\npages checked:\n  " + "\n  ".join(checked))
     assert len(checked) >= 10, checked
@@ -712,3 +732,13 @@ def test_check_requests_fails_on_missing_images_outside_requests_and_errors(serv
     for expected in ("images that did not load", "console errors", "requests outside the site",
                      "no-such-chapter", "no favicon"):
         assert expected in problems, (expected, problems)
+
+
+def test_check_code_blocks_counts_the_blocks_that_scroll(scratch):
+    short, wide = "x = 1\ny = 2", "x = " + "1 + " * 60
+    block = "<div class='highlight'><pre style='overflow-x:auto'>{}</pre></div>"
+    output = "<div class='cell_output'><div class='highlight'><pre style='overflow-x:auto'>{}</pre></div></div>"
+    body = block.format(short) + block.format(wide) + output.format(wide)  # outputs are not code blocks
+    scratch.set_content(ARTICLE.format(title="code", nav="", body=body))
+    blocks, scrolling = scratch.evaluate(CODE_BLOCKS)
+    assert blocks == 2 and len(scrolling) == 1 and scrolling[0].startswith("x = 1 + 1 +")
