@@ -141,7 +141,7 @@ def first_layer_filters(model_name: str, trained: Trained | None = None, *, runt
     In the gpu profile they come from the full network trained on Imagenette. Elsewhere
     the chapter's small network sees grey 28-32 px images through a 3×3 stem, whose
     filters say little; so a probe (``first_layer_probe``) learns the paper's first
-    layer on 64 px Imagenette in about two minutes (32 px for a stride-1 layer such as
+    layer on 64 px Imagenette in under a minute on two cores (32 px for a stride-1 layer such as
     VGG's, which costs four times as much per pixel). The learned layer is cached
     (``BOOK_CACHE_DIR/probes``) and reused by any chapter whose conv1 has the same
     shape.

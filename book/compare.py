@@ -316,7 +316,7 @@ def table(rows: list[Row]) -> summary.Table:
     """The closing table: paper columns ("not reported" where the paper has none), then ours."""
     result = summary.Table(
         ["architecture", "top-1 err % (paper)", "top-5 err % (paper)", "params M (paper)", "GMACs (paper)",
-         "params M (ours)", "GMACs (ours)", "ms per image", "× AlexNet", "F-MNIST acc.", "train min", "run"],
+         "params M (ours)", "GMACs (ours)", "ms per image", "× AlexNet", "F-MNIST acc. (small config.)", "train min", "run"],
         title="Every architecture: the papers' ImageNet numbers, ours at 224 px, and our Fashion-MNIST runs")
     for row in rows:
         p = row.paper

@@ -30,9 +30,10 @@ RESNET_GMACS = {"resnet18": 1.8, "resnet34": 3.6, "resnet50": 3.8, "resnet101": 
 
 # Huang et al. 2017 give the ImageNet DenseNets' sizes only roughly, as points of Figure
 # 3 and in §4.4 ("DenseNet-201 with 20M parameters"); their Table 2, which lists
-# parameters, is for CIFAR and SVHN. DenseNet-161 (k=48) is not in the paper, whose
-# Table 3 has 121/169/201/264; it comes from the authors' repository
-# (liuzhuang13/DenseNet). These are the exact counts of the released ImageNet models.
+# parameters, is for CIFAR and SVHN. DenseNet-161 (k=48) is in the CVPR 2017 version's
+# Table 1 and in the authors' repository (liuzhuang13/DenseNet), released with the
+# ImageNet results; arXiv v5 (2018) lists DenseNet-264 in its place. These are the exact
+# counts of the released ImageNet models.
 DENSENET_PARAMS = {"densenet121": 7_978_856, "densenet169": 14_149_480, "densenet201": 20_013_928,
                    "densenet161": 28_681_000}
 

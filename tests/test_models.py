@@ -406,3 +406,18 @@ def test_attention_runs_in_fp32_under_cpu_bf16_autocast(name, monkeypatch):
     logits.float().sum().backward()
     assert calls and set(calls) == {(torch.float32, torch.float32, torch.float32, False)}, calls
     assert logits.dtype == torch.bfloat16  # the rest of the network still runs in bf16
+
+
+def test_naive_width_gives_the_naive_googlenet_the_same_multiply_adds():
+    """ch04's equal-compute study: the naive network (Figure 2a) gets no more multiply-adds
+    than the one with reductions, and not much fewer (channels are whole numbers)."""
+    from book.models.googlenet import GoogLeNet, naive_width
+    from book.summary import count
+
+    def macs(width, reduce):
+        net = GoogLeNet(10, 1, width=width, stem="small", lrn=False, reduce=reduce)
+        return count(net, (1, 1, 32, 32))["macs"]
+
+    width = naive_width(0.125)
+    assert width < 0.125  # the naive block is dearer, so it must be narrower
+    assert 0.9 * macs(0.125, True) <= macs(width, False) <= macs(0.125, True)

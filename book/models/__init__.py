@@ -15,7 +15,7 @@ from .alexnet import AlexNet
 from .batchnorm import BatchNorm, fold_batchnorm
 from .coatnet import CoAtNet
 from .densenet import DenseNet
-from .googlenet import GoogLeNet, Inception
+from .googlenet import GoogLeNet, Inception, naive_width
 from .lenet import lenet, lenet_bn
 from .nin import NiN
 from .resnet import ResNet
@@ -56,5 +56,5 @@ def build_small(name: str, num_classes: int = 10, in_channels: int = 1, **overri
 
 __all__ = ["build", "build_small", "names", "small_resolution", "small_options",
            "specs", "spec_for", "spec_of", "register", "Spec", "Compared", "BatchNorm",
-           "fold_batchnorm", "AlexNet", "VGG", "NiN", "GoogLeNet", "Inception",
+           "fold_batchnorm", "AlexNet", "VGG", "NiN", "GoogLeNet", "Inception", "naive_width",
            "ResNet", "DenseNet", "ViT", "CoAtNet", "lenet", "lenet_bn"]

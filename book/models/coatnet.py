@@ -75,7 +75,6 @@ class RelativeAttention(nn.Module):
     def __init__(self, dim: int, out_dim: int, size: int, head_dim: int = 32):
         super().__init__()
         self.heads = max(1, dim // head_dim)
-        self.scale = (dim // self.heads) ** -0.5
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, out_dim)
         # One bias per head for each of the (2H−1)(2W−1) offsets; an index maps pairs
@@ -93,6 +92,7 @@ class RelativeAttention(nn.Module):
         q, k, v = self.qkv(x).view(n, tokens, 3, self.heads,
                                    dim // self.heads).permute(2, 0, 3, 1, 4)
         bias = self.bias_table[:, self.bias_index]  # (heads, HW, HW)
+        # SDPA scales the logits by 1/sqrt(head dim), the usual scaling Eq. 3 leaves implicit
         with fp32_attention_on_cpu(q, k, v, bias) as (q, k, v, bias):
             out = nn.functional.scaled_dot_product_attention(
                 q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))

@@ -14,7 +14,8 @@ from torch.utils.checkpoint import checkpoint
 
 from .spec import Compared, Spec, register
 
-# Table 1 (and §4 for DenseNet-161): growth rate k, initial channels (2k), layers per dense block.
+# Table 1 of the CVPR 2017 version (its DenseNet-161 column has k=48; arXiv v5 lists
+# DenseNet-264 instead): growth rate k, initial channels (2k), layers per dense block.
 CONFIGS: dict[str, tuple[int, int, tuple[int, int, int, int]]] = {
     "densenet121": (32, 64, (6, 12, 24, 16)),
     "densenet169": (32, 64, (6, 12, 32, 32)),

@@ -98,13 +98,13 @@ class GoogLeNet(nn.Module):
     ``aux=True`` adds the two auxiliary classifiers; in training, forward then returns
     (logits, aux1, aux2) and the loss weights each side classifier by 0.3 (§5).
     ``stem="small"`` swaps the 7×7/2 stem and its two pools for 3×3 convolutions and one
-    pool (28–96 px).
+    pool (28–96 px). ``reduce=False`` builds every block as the naive block of Figure 2a.
     """
 
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, *,
                  width: float = 1.0, aux: bool = False, lrn: bool = True,
                  batch_norm: bool = False, stem: str = "imagenet",
-                 dropout: float = 0.4):
+                 dropout: float = 0.4, reduce: bool = True):
         super().__init__()
         w = lambda c: max(1, round(c * width))  # noqa: E731 - a one-line scaling rule
         # The paper names LocalRespNorm (Figure 3) without constants: AlexNet's are
@@ -133,7 +133,7 @@ class GoogLeNet(nn.Module):
                 blocks[f"pool{i + 2}"] = nn.MaxPool2d(3, 2, ceil_mode=True)
             for name in stage:
                 block = Inception(channels, *(w(c) for c in INCEPTION_TABLE[name]),
-                                  batch_norm=batch_norm)
+                                  reduce=reduce, batch_norm=batch_norm)
                 blocks[f"inception{name}"] = block
                 channels = block.out_channels
         self.blocks = nn.ModuleDict(blocks)
@@ -203,7 +203,23 @@ SPEC = register(Spec(
     diagram_block=("blocks.inception3a", 2),  # the four branches of Figure 2b
     builders={"googlenet": GoogLeNet},
     small={"googlenet": (32, dict(width=0.25, stem="small", lrn=False))},
-    cpu=dict(epochs=3, batch_size=128, lr=0.05),
+    cpu=dict(epochs=2, batch_size=128, lr=0.05),  # 2 epochs: room for the trained claim
     gpu=dict(resolution=96, epochs=10, batch_size=128, lr=0.01, options=(("aux", True),)),  # §5
     compared=(Compared("GoogLeNet", "googlenet", "googlenet", trained=True),),
 ))
+
+
+def naive_width(width: float, resolution: int = 32, in_channels: int = 1) -> float:
+    """The largest width at which the naive small GoogLeNet (every block as Figure 2a)
+    costs no more multiply-adds than the small GoogLeNet with reductions at ``width``:
+    the two sides of an equal-compute comparison (§4's reason for the reductions)."""
+    from ..summary import count
+
+    shape = (1, in_channels, resolution, resolution)
+    macs = lambda w, reduce: count(  # noqa: E731 - one measurement, two uses
+        GoogLeNet(10, in_channels, width=w, stem="small", lrn=False, reduce=reduce), shape)["macs"]
+    budget, low, high = macs(width, True), 0.0, width
+    for _ in range(20):  # bisection; channels are rounded, so the cost is a step function
+        middle = (low + high) / 2
+        low, high = (middle, high) if macs(middle, False) <= budget else (low, middle)
+    return low

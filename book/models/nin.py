@@ -58,7 +58,7 @@ class NiN(nn.Module):
                                       nn.Linear(fc_hidden, num_classes))
         else:
             raise ValueError(f"head must be 'gap' or 'fc', not {head!r}")
-        # with PyTorch's default initialisation, ten ReLU layers start nearly silent
+        # with PyTorch's default initialisation, twelve stacked ReLU layers start nearly silent
         he_init(self)
 
 
