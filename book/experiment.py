@@ -45,7 +45,8 @@ def prepare(model_name: str, runtime: Runtime, *, dataset: str = "fashion-mnist"
         rec = replace(rec, lr=lr)
     device = runtime.device
     if dataset == "fashion-mnist":
-        train_set = data.fashion_mnist("train").per_class(prof.train_per_class)
+        limits = [n for n in (prof.train_per_class, rec.train_per_class) if n is not None]
+        train_set = data.fashion_mnist("train").per_class(min(limits) if limits else None)
         test_set = data.fashion_mnist("test").per_class(prof.test_per_class)
         channels, num_classes = 1, 10
     elif dataset == "imagenette":

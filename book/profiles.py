@@ -51,6 +51,7 @@ class Recipe:
     label_smoothing: float = 0.0
     augment: str = "none"
     options: tuple = ()  # extra model options as (key, value) pairs, kept hashable
+    train_per_class: int | None = None  # a subset of the training split per class; None: the profile's
 
 
 # The recipes themselves live in each architecture's ``Spec`` (``book.models.spec``),

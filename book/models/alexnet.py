@@ -146,7 +146,7 @@ SPEC = register(Spec(
     paper_table=paper_table,
     builders={"alexnet": AlexNet},
     small={"alexnet": (32, dict(width=0.25, stem="small", pool_size=3, lrn=False))},
-    cpu=dict(epochs=4, batch_size=128, lr=0.03),
+    cpu=dict(epochs=2, batch_size=128, lr=0.03),
     gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.01),
     compared=(Compared("AlexNet", "alexnet", "alexnet", trained=True),),
 ))

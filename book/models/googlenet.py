@@ -203,7 +203,7 @@ SPEC = register(Spec(
     diagram_block=("blocks.inception3a", 2),  # the four branches of Figure 2b
     builders={"googlenet": GoogLeNet},
     small={"googlenet": (32, dict(width=0.25, stem="small", lrn=False))},
-    cpu=dict(epochs=2, batch_size=128, lr=0.05),  # 2 epochs: room for the trained claim
+    cpu=dict(epochs=1, batch_size=128, lr=0.05),  # 1 epoch: room for the trained claim
     gpu=dict(resolution=96, epochs=10, batch_size=128, lr=0.01, options=(("aux", True),)),  # §5
     compared=(Compared("GoogLeNet", "googlenet", "googlenet", trained=True),),
 ))

@@ -64,7 +64,7 @@ SPEC = register(Spec(
 SPEC_BN = register(Spec(
     family="lenet_bn", chapter="05_batchnorm", imagenet=False,
     builders={"lenet_bn": lenet_bn}, small={"lenet_bn": (28, {})},
-    cpu=dict(epochs=8, batch_size=128, lr=0.1),
+    cpu=dict(epochs=4, batch_size=128, lr=0.1),
     gpu=dict(resolution=28, epochs=10, batch_size=256, lr=0.1),
     compared=(Compared("BN-Inception", None, "bn_inception",
                        note="no model (ch. 5 trains LeNet-BN)"),),

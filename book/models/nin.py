@@ -93,7 +93,7 @@ SPEC = register(Spec(
     diagram_block=("features.0", 1),  # mlpconv1: a convolution and two 1×1 convolutions (§3.1)
     builders={"nin": NiN},
     small={"nin": (32, dict(width=0.25, stem="small"))},
-    cpu=dict(epochs=6, batch_size=128, lr=0.1),
+    cpu=dict(epochs=3, batch_size=128, lr=0.1),
     gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.05),
     compared=(Compared("NiN", "nin", "nin", trained=True),),
 ))

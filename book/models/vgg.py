@@ -134,7 +134,7 @@ SPEC = register(Spec(
     family="vgg", chapter="02_vgg", model_class=VGG, diagram_depth=2, paper_table=paper_table,
     builders={name: partial(VGG, config) for name, config in _NAMES.items()},
     small={name: (32, dict(width=0.25, hidden=512, pool_size=1)) for name in _NAMES},
-    cpu=dict(epochs=6, batch_size=128, lr=0.05),
+    cpu=dict(epochs=3, batch_size=128, lr=0.05),
     gpu=dict(resolution=224, epochs=10, batch_size=128, lr=0.01, options=(("width", 0.25),)),
     compared=(Compared("VGG-11", "vgg11", "vgg11", trained=True),
               Compared("VGG-16", "vgg16", "vgg16", note="not trained (ch. 2 trains VGG-11)")),

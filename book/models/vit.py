@@ -164,7 +164,7 @@ SPEC = register(Spec(
     builders={"vit": ViT},
     small={"vit": (28, dict(image_size=28, patch_size=4, dim=64, depth=4, heads=4,
                             mlp_dim=128))},
-    cpu=dict(epochs=2, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
+    cpu=dict(epochs=1, batch_size=128, lr=2e-3, optimizer="adamw", weight_decay=0.05),
     gpu=dict(resolution=96, epochs=10, batch_size=128, lr=1e-3, optimizer="adamw",
              weight_decay=0.05,
              options=(("image_size", 96), ("patch_size", 16), ("dim", 512),
