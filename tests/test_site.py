@@ -482,11 +482,11 @@ def test_every_page_as_a_reader_sees_it(server, browser, width):
         visit.close()
     elapsed = time.perf_counter() - started
     # Measured, not yet enforced: with the book's 12 px code type the column holds 90 characters at
-    # 1280 px; 40 of 215 blocks still scroll (6 in chapters, 34 in homework, whose sources in
-    # autograder/source run to 138 characters). Issue 24 §8 stays open until it holds.
+    # 1280 px; 40 of 215 blocks still scroll (6 in chapters, 34 in homework, whose released lines
+    # run to 138 characters). Issue 24 §8 stays open until it holds.
     if width >= PHONE and len(scrolling) > SCROLLING_CODE_LIMIT * code_blocks:
         print(f"{len(scrolling)} of {code_blocks} code blocks scroll sideways at {width} px (at most "
-                        f"{SCROLLING_CODE_LIMIT:.0%}); their longest lines:\n    " + "\n    ".join(scrolling))
+              f"{SCROLLING_CODE_LIMIT:.0%}); their longest lines:\n    " + "\n    ".join(scrolling))
     report = "\n".join([f"width {width} px, {len(checked)} pages in {elapsed:.0f} s, "
                         f"{len(scrolling)} of {code_blocks} code blocks scroll sideways", *weights])
     (SCREENSHOTS / f"weights_{width}.txt").write_text(report + "\n")
